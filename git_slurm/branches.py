@@ -1,0 +1,49 @@
+"""Snapshot branch names: `<prefix>-YYYYMMDD-HHMMSS`, unique, created atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Optional
+
+import pygit2
+
+from git_slurm import odb
+from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.names import BranchName, Oid
+
+STAMP_FORMAT = "%Y%m%d-%H%M%S"
+STAMP_PATTERN = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
+MAX_SAME_SECOND = 10_000
+
+
+def validate_prefix(prefix: str) -> None:
+    """A prefix is good when `<prefix>-<stamp>` is a valid branch name."""
+    if not prefix or not odb.is_valid_branch_name(f"{prefix}-20000101-000000"):
+        raise UsageError(f"invalid branch prefix {prefix!r}: it must make a valid branch name")
+
+
+def candidate_names(prefix: str, now: dt.datetime) -> list[BranchName]:
+    """The name for `now` (local time, Hydra's clock), then `-2`, `-3`, ... for the same second."""
+    base = f"{prefix}-{now.strftime(STAMP_FORMAT)}"
+    return [BranchName(base)] + [BranchName(f"{base}-{n}") for n in range(2, MAX_SAME_SECOND)]
+
+
+def create_snapshot_branch(
+    repo: pygit2.Repository,
+    prefix: str,
+    target: Oid,
+    why: str,
+    now: Optional[dt.datetime] = None,
+) -> BranchName:
+    """Create the first free snapshot branch name; never moves or overwrites an existing ref."""
+    for name in candidate_names(prefix, now or dt.datetime.now()):
+        if odb.create_branch(repo, name, target, why):
+            return name
+    raise GitSlurmError(f"more than {MAX_SAME_SECOND} snapshot branches in one second")
+
+
+def stamp_time(name: str) -> Optional[dt.datetime]:
+    """The local time a snapshot branch name records, if it has the snapshot form."""
+    match = STAMP_PATTERN.search(name)
+    return dt.datetime.strptime(match.group(1), STAMP_FORMAT) if match else None

@@ -1,0 +1,68 @@
+"""What every git-slurm command shares: one-line errors, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any, Optional
+
+from plumbum import cli
+from plumbum.cli.switches import SwitchError
+
+from git_slurm import __version__
+from git_slurm.errors import ExitCode, GitSlurmError
+
+
+class _BadSwitch(Exception):
+    """plumbum's SwitchError, carried past plumbum's own multi-line report."""
+
+
+class GitSlurmApp(cli.Application):  # type: ignore[misc]
+    """A plumbum app whose usage errors are one `error:` line on stderr, as git's are."""
+
+    VERSION = __version__
+    ALLOW_ABBREV = False
+
+    def _parse_args(self, argv: list[str]) -> Any:
+        try:
+            return super()._parse_args(argv)
+        except SwitchError as exc:
+            raise _BadSwitch(str(exc)) from exc
+
+    def _validate_args(self, swfuncs: Any, tailargs: Any) -> Any:
+        try:
+            return super()._validate_args(swfuncs, tailargs)
+        except SwitchError as exc:
+            raise _BadSwitch(str(exc)) from exc
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=None, sort_keys=False))
+
+
+def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:
+    """Run `app` and turn every failure into one line and an exit status; never a traceback."""
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        _, status = app.run(argv, exit=False)
+        return int(status)
+    except _BadSwitch as exc:
+        fail(f"{str(exc).rstrip('.')} (see {app.PROGNAME} -h)")
+        return ExitCode.USAGE
+    except GitSlurmError as exc:
+        fail(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("GIT_SLURM_DEBUG"):
+            traceback.print_exc()
+        fail(f"internal error: {type(exc).__name__}: {exc} (GIT_SLURM_DEBUG=1 shows more)")
+        return ExitCode.FAILURE

@@ -1,0 +1,146 @@
+"""The one place that runs the git executable.
+
+The tool's own git calls must never be redirected or observed by the user's environment:
+repository-local variables (GIT_DIR, GIT_INDEX_FILE, ... as exported inside a git hook) are
+stripped and the repository is named explicitly; the user's hooks are switched off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+from plumbum import local
+from plumbum.commands.processes import ProcessTimedOut
+
+from git_slurm.errors import ExitCode, GitSlurmError
+
+# `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
+REPO_LOCAL_VARS = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+)
+
+# `/dev/null/<hook>` can never exist, so no hook of the user's runs for our own git calls.
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+
+DEFAULT_TIMEOUT = 600.0
+
+
+class GitFailed(GitSlurmError):
+    """A git command exited non-zero; `stderr` holds its complaint."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
+        last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
+        super().__init__(f"git {' '.join(argv)} failed: {last or f'exit {returncode}'}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@contextmanager
+def clean_environment(extra: Optional[Mapping[str, str]] = None) -> Iterator[None]:
+    """The process environment minus repository-local git variables, plus `extra`."""
+    with local.env():
+        for name in REPO_LOCAL_VARS:
+            local.env.pop(name, None)
+        local.env.update(**dict(extra or {}))
+        yield
+
+
+def run_git(
+    args: list[str],
+    *,
+    cwd: Optional[Path] = None,
+    env: Optional[Mapping[str, str]] = None,
+    stdin: Optional[str] = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    check: bool = True,
+    user_environment: bool = False,
+) -> tuple[int, str, str]:
+    """Run git; return (status, stdout, stderr).
+
+    The environment is cleaned of repository-local variables unless `user_environment`
+    (only for finding the user's repository the way git itself would).
+    """
+    command = local["git"][args]
+    if stdin is not None:
+        command = command << stdin
+    with local.env() if user_environment else clean_environment(env):
+        try:
+            rc, out, err = command.run(retcode=None, timeout=timeout, cwd=cwd or Path.cwd())
+        except ProcessTimedOut as exc:
+            raise GitSlurmError(f"git {' '.join(args)} timed out after {timeout:g}s") from exc
+    if check and rc != 0:
+        raise GitFailed(args, rc, err)
+    return rc, out, err
+
+
+class Git:
+    """git bound to one repository (its git dir and, unless bare, its work tree)."""
+
+    def __init__(self, git_dir: Path, work_tree: Optional[Path]) -> None:
+        self.git_dir = git_dir
+        self.work_tree = work_tree
+
+    def _base(self) -> list[str]:
+        base = [*NO_HOOKS, f"--git-dir={self.git_dir}"]
+        if self.work_tree is not None:
+            base.append(f"--work-tree={self.work_tree}")
+        return base
+
+    def run(
+        self,
+        *args: str,
+        env: Optional[Mapping[str, str]] = None,
+        stdin: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> tuple[int, str, str]:
+        cwd = self.work_tree or self.git_dir
+        return run_git(
+            [*self._base(), *args], cwd=cwd, env=env, stdin=stdin, timeout=timeout, check=check
+        )
+
+    def out(self, *args: str, env: Optional[Mapping[str, str]] = None) -> str:
+        """stdout of a git command that must succeed, without its final newline."""
+        return self.run(*args, env=env)[1].rstrip("\n")
+
+    def config_get_all(self, key: str) -> list[str]:
+        rc, out, _ = self.run("config", "--get-all", key, check=False)
+        return out.splitlines() if rc == 0 else []
+
+    def config_bool(self, key: str) -> Optional[bool]:
+        rc, out, err = self.run("config", "--type=bool", "--get", key, check=False)
+        if rc == 0:
+            return out.strip() == "true"
+        if rc == 1:
+            return None
+        raise GitSlurmError(f"git config {key}: {err.strip()}", ExitCode.USAGE)
+
+
+def git_version() -> tuple[int, ...]:
+    """The installed git's version, e.g. (2, 39, 5)."""
+    out = run_git(["version"])[1].split()[2]
+    return tuple(int(p) for p in out.split(".")[:3] if p.isdigit())
+
+
+def environ_without_git() -> dict[str, str]:
+    """os.environ minus repository-local git variables (for children we don't run ourselves)."""
+    return {k: v for k, v in os.environ.items() if k not in REPO_LOCAL_VARS}

@@ -1,0 +1,59 @@
+"""Pushing a snapshot branch with the git CLI, so the user's credentials and ssh config apply."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.gitcli import Git
+from git_slurm.names import BranchName
+
+PUSH_TIMEOUT = 120.0
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    remote: Optional[str]  # where it was pushed, or None
+    note: Optional[str]  # why not, or the warning of a failed default push
+
+
+def redact(text: str) -> str:
+    """Drop `user:password@` from URLs, so credentials never reach output or records."""
+    return _CREDENTIALS.sub(r"\g<scheme>", text)
+
+
+def default_remote(git: Git, branch: Optional[str]) -> str:
+    """The current branch's upstream remote, else `origin`."""
+    if branch:
+        configured = git.config_get_all(f"branch.{branch}.remote")
+        if configured and configured[-1] != ".":
+            return configured[-1]
+    return "origin"
+
+
+def push_branch(
+    git: Git, name: BranchName, remote: str, *, explicit: bool, remote_given: bool
+) -> PushResult:
+    """Push `name`; failure is an error when the push was asked for, else a warning."""
+    remotes = git.out("remote").split()
+    if remote not in remotes:
+        if remote_given:
+            raise UsageError(f"no remote named {remote!r}")
+        return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
+    env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
+    try:
+        rc, _, err = git.run("push", "--quiet", "--no-verify", remote,
+                             f"{name.ref}:{name.ref}", env=env, timeout=PUSH_TIMEOUT,
+                             check=False)
+    except GitSlurmError as exc:  # timed out
+        rc, err = 1, str(exc)
+    if rc == 0:
+        return PushResult(remote, None)
+    last = next((ln for ln in reversed(err.strip().splitlines()) if ln.strip()), "push failed")
+    message = redact(f"push of {name} to {remote} failed: {last}")
+    if explicit:
+        raise GitSlurmError(message)
+    return PushResult(None, f"warning: {message}")

@@ -1,0 +1,147 @@
+"""What git-slurm remembers about each snapshot worktree, kept in the worktree's admin dir.
+
+The record (`<common dir>/worktrees/<id>/git-slurm.json`) is how git-slurm recognises its own
+worktrees (never by name), which launches and jobs use them, and when they were last used.
+Writers take `repository_lock` so that a snapshot reusing a worktree and `git slurm-gc`
+removing it can never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+RECORD_NAME = "git-slurm.json"
+LOCK_NAME = "git-slurm.lock"
+LOCK_REASON_MARK = "git-slurm snapshot"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job that runs from a snapshot worktree."""
+
+    id: str  # SLURM job id ("1234", "1234_7") or, for the local executor, the process id
+    kind: str  # "slurm" or "local"
+    host: str = field(default_factory=socket.gethostname)
+    submitted: float = field(default_factory=time.time)
+    start_ticks: Optional[int] = None  # local jobs: /proc/PID/stat start time, against PID reuse
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One `git slurm-snapshot` that made or reused the worktree."""
+
+    branch: str
+    commit: str
+    time: float
+
+
+@dataclass
+class SnapshotRecord:
+    """Everything git-slurm knows about one snapshot worktree."""
+
+    worktree: str
+    origin: str  # the original checkout whose paths the links point to
+    tree: str
+    base: Optional[str]
+    links: list[str]
+    created: float
+    last_used: float
+    launches: list[Launch] = field(default_factory=list)
+    jobs: list[JobRef] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+
+    @property
+    def branches(self) -> list[str]:
+        return [launch.branch for launch in self.launches]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SnapshotRecord:
+        fields = dict(data)
+        fields["launches"] = [Launch(**x) for x in data.get("launches", [])]
+        fields["jobs"] = [JobRef(**x) for x in data.get("jobs", [])]
+        return cls(**fields)
+
+
+def admin_dir_of(worktree: Path) -> Optional[Path]:
+    """The admin dir (`.../worktrees/<id>`) of a linked worktree, from its `.git` file."""
+    try:
+        text = (worktree / ".git").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    return (worktree / text[len("gitdir: ") :].strip()).resolve()
+
+
+def read_record(admin_dir: Path) -> Optional[SnapshotRecord]:
+    """The record in an admin dir, or None when the worktree is not one of ours."""
+    try:
+        data = json.loads((admin_dir / RECORD_NAME).read_text(encoding="utf-8"))
+        return SnapshotRecord.from_json(data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
+    """Replace the record atomically, so a reader never sees half of it."""
+    tmp = admin_dir / f"{RECORD_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(admin_dir / RECORD_NAME)
+    (admin_dir / "locked").write_text(lock_reason(record), encoding="utf-8")
+
+
+def lock_reason(record: SnapshotRecord) -> str:
+    """What `git worktree list` shows after `locked`: whose snapshot it is, and its jobs."""
+    jobs = ",".join(j.id for j in record.jobs[-5:]) or "none yet"
+    more = f" (+{len(record.jobs) - 5})" if len(record.jobs) > 5 else ""
+    return f"{LOCK_REASON_MARK} {record.branches[-1]} of {record.origin}; jobs: {jobs}{more}"
+
+
+@contextmanager
+def repository_lock(common_dir: Path) -> Iterator[None]:
+    """Serialise git-slurm's record changes and removals within one repository."""
+    with (common_dir / LOCK_NAME).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def snapshot_worktrees(common_dir: Path) -> list[tuple[Path, SnapshotRecord]]:
+    """(admin dir, record) of every worktree git-slurm made in this repository."""
+    found = []
+    for admin in sorted((common_dir / "worktrees").glob("*")):
+        record = read_record(admin)
+        if record is not None:
+            found.append((admin, record))
+    return found
+
+
+def add_jobs(worktree: Path, jobs: Sequence[JobRef]) -> SnapshotRecord:
+    """Record that `jobs` run from the snapshot worktree `worktree` (used by the launcher)."""
+    admin = admin_dir_of(worktree)
+    if admin is None:
+        raise FileNotFoundError(f"{worktree} is not a git worktree")
+    common_dir = admin.parent.parent
+    with repository_lock(common_dir):
+        record = read_record(admin)
+        if record is None:
+            raise FileNotFoundError(f"{worktree} is not a git-slurm snapshot worktree")
+        record.jobs.extend(jobs)
+        record.last_used = time.time()
+        write_record(admin, record)
+        return record

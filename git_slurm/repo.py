@@ -1,0 +1,62 @@
+"""Finding the user's checkout the way git does (cwd, GIT_DIR, GIT_WORK_TREE, linked worktrees)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from git_slurm.errors import ExitCode, GitSlurmError
+from git_slurm.gitcli import Git, run_git
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The work tree a command runs in, and where its repository lives."""
+
+    toplevel: Path  # root of this work tree (the original checkout)
+    git_dir: Path  # this work tree's own git dir (differs from common_dir in a linked worktree)
+    common_dir: Path  # the repository's shared git dir: objects, refs, worktrees/
+    prefix: str  # the current directory relative to toplevel, '' or 'a/b'
+    git: Git
+
+    @property
+    def cwd(self) -> Path:
+        return self.toplevel / self.prefix if self.prefix else self.toplevel
+
+
+def _rev_parse(cwd: Path, *args: str) -> Optional[list[str]]:
+    rc, out, _ = run_git(["rev-parse", *args], cwd=cwd, check=False, user_environment=True)
+    return out.splitlines() if rc == 0 else None
+
+
+def discover(cwd: Optional[Path] = None) -> Checkout:
+    """The checkout containing `cwd`; a bare repository or no repository is an error."""
+    here = (cwd or Path.cwd()).resolve()
+    facts = _rev_parse(
+        here, "--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir",
+        "--git-common-dir",
+    )
+    if facts is None:
+        raise GitSlurmError(f"not a git repository: {here}", ExitCode.NOT_A_REPOSITORY)
+    bare, inside, git_dir, common = facts
+    if bare == "true":
+        raise GitSlurmError(
+            f"{git_dir} is a bare repository; run this inside a work tree",
+            ExitCode.NOT_A_REPOSITORY,
+        )
+    if inside != "true":
+        raise GitSlurmError(f"not inside a work tree: {here}", ExitCode.NOT_A_REPOSITORY)
+    where = _rev_parse(here, "--show-toplevel", "--show-prefix")
+    if where is None or len(where) < 1:
+        raise GitSlurmError(f"cannot find the work tree of {here}", ExitCode.NOT_A_REPOSITORY)
+    toplevel = Path(where[0]).resolve()
+    prefix = where[1].rstrip("/") if len(where) > 1 else ""
+    common_dir = (here / common).resolve()
+    return Checkout(
+        toplevel=toplevel,
+        git_dir=Path(git_dir).resolve(),
+        common_dir=common_dir,
+        prefix=prefix,
+        git=Git(Path(git_dir).resolve(), toplevel),
+    )

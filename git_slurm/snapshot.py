@@ -1,0 +1,206 @@
+"""`take_snapshot`: capture, commit, branch, push, worktree, links and record, in that order.
+
+Every step before the branch only writes objects (harmless and unreferenced); every step after
+it is undone when a later one fails, so a failed snapshot leaves nothing behind but objects.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pygit2
+
+from git_slurm import odb
+from git_slurm.branches import create_snapshot_branch, validate_prefix
+from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
+from git_slurm.links import Link, make_links, plan_links
+from git_slurm.names import BranchName, Oid
+from git_slurm.push import PushResult, default_remote, push_branch
+from git_slurm.records import (
+    Launch,
+    SnapshotRecord,
+    admin_dir_of,
+    repository_lock,
+    snapshot_worktrees,
+    write_record,
+)
+from git_slurm.repo import Checkout
+from git_slurm.worktrees import add_worktree, ensure_worktree_dir, remove_worktree
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    """What to snapshot and how; the CLI fills it from switches and git config."""
+
+    prefix: str
+    links: list[str]  # relative to the current directory
+    worktree_dir: Path
+    make_worktree: bool = True
+    push: Optional[bool] = None  # None: push when the remote exists, failure only warns
+    remote: Optional[str] = None
+    message: Optional[str] = None
+    command_line: str = "git slurm-snapshot"
+    max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The result of one `git slurm-snapshot`."""
+
+    branch: BranchName
+    commit: Oid
+    base: Optional[Oid]
+    tree: Oid
+    dirty: bool
+    worktree: Optional[Path]
+    workdir: Optional[Path]
+    links: list[Link]
+    pushed: Optional[str]
+    reused: bool
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` object of the contract (plus `tree`, `notes` and `seconds`)."""
+        return {
+            "branch": str(self.branch),
+            "commit": str(self.commit),
+            "base": None if self.base is None else str(self.base),
+            "dirty": self.dirty,
+            "worktree": None if self.worktree is None else str(self.worktree),
+            "workdir": None if self.workdir is None else str(self.workdir),
+            "links": [{"path": str(ln.path), "target": str(ln.target)} for ln in self.links],
+            "pushed": self.pushed,
+            "reused": self.reused,
+            "tree": str(self.tree),
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def commit_message(checkout: Checkout, options: SnapshotOptions, base: Optional[Oid],
+                   branch: Optional[str]) -> str:
+    """Says what the snapshot is of: base, branch, directory, the user's text, the command."""
+    on = branch or "detached HEAD"
+    subject = f"git-slurm snapshot of {on}" + (f" at {base[:12]}" if base else " (no commit yet)")
+    body = [
+        f"Base: {base or '(none)'}",
+        f"Branch: {on}",
+        f"Checkout: {checkout.toplevel}",
+        f"Command: {options.command_line}",
+    ]
+    text = f"\n\n{options.message}" if options.message else ""
+    return f"{subject}{text}\n\n" + "\n".join(body) + "\n"
+
+
+def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
+    """Record the working tree on a new branch and (unless told not to) materialise it."""
+    started = time.monotonic()
+    validate_prefix(options.prefix)
+    link_rels = plan_links(checkout.toplevel, checkout.prefix, options.links)
+    worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
+    repo = odb.open_repository(checkout.git_dir)
+    base = odb.head_commit(repo)
+    on_branch = odb.head_branch(repo)
+    keep_out = [options.worktree_dir]
+    capture = capture_working_tree(
+        checkout, repo, max_untracked=options.max_untracked, keep_out=keep_out
+    )
+    dirty = base is None or odb.tree_of(repo, base) != capture.tree
+    if dirty:
+        message = commit_message(checkout, options, base, on_branch)
+        commit = odb.create_commit(repo, capture.tree, [base] if base else [], message)
+    else:
+        assert base is not None
+        commit = base
+    notes = list(capture.notes)
+    why = f"git-slurm: snapshot of {on_branch or 'detached HEAD'}"
+    branch = create_snapshot_branch(repo, options.prefix, commit, why)
+    try:
+        pushed = _push(checkout, options, branch, on_branch)
+        if pushed.note:
+            notes.append(pushed.note)
+        worktree, links, reused = None, [], False
+        if worktree_dir is not None:
+            worktree, links, reused = _materialise(
+                checkout, repo, worktree_dir, branch, commit, base, capture.tree, link_rels
+            )
+    except BaseException:
+        odb.delete_branch_if(repo, branch, commit)
+        raise
+    workdir = None
+    if worktree is not None:
+        workdir = worktree / checkout.prefix if checkout.prefix else worktree
+    return Snapshot(
+        branch=branch, commit=commit, base=base, tree=capture.tree, dirty=dirty,
+        worktree=worktree, workdir=workdir, links=links, pushed=pushed.remote, reused=reused,
+        notes=notes, seconds=time.monotonic() - started,
+    )
+
+
+def _push(checkout: Checkout, options: SnapshotOptions, branch: BranchName,
+          on_branch: Optional[str]) -> PushResult:
+    if options.push is False:
+        return PushResult(None, None)
+    remote = options.remote or default_remote(checkout.git, on_branch)
+    return push_branch(checkout.git, branch, remote, explicit=options.push is True,
+                       remote_given=options.remote is not None)
+
+
+def _materialise(
+    checkout: Checkout,
+    repo: pygit2.Repository,
+    worktree_dir: Path,
+    branch: BranchName,
+    commit: Oid,
+    base: Optional[Oid],
+    tree: Oid,
+    link_rels: list[str],
+) -> tuple[Path, list[Link], bool]:
+    """Reuse a worktree with the identical tree and links, else check out a new one."""
+    now = time.time()
+    launch = Launch(branch=str(branch), commit=str(commit), time=now)
+    with repository_lock(checkout.common_dir):
+        for admin, record in snapshot_worktrees(checkout.common_dir):
+            if _reusable(record, admin, worktree_dir, checkout.toplevel, tree, link_rels):
+                record.launches.append(launch)
+                record.last_used = now
+                write_record(admin, record)
+                worktree = Path(record.worktree)
+                return worktree, _existing_links(worktree, checkout.toplevel, link_rels), True
+    path = worktree_dir / str(branch)
+    admin = add_worktree(checkout.git, path, commit, branch)
+    try:
+        links = make_links(path, checkout.toplevel, link_rels)
+        record = SnapshotRecord(
+            worktree=str(path), origin=str(checkout.toplevel), tree=str(tree),
+            base=None if base is None else str(base), links=link_rels, created=now,
+            last_used=now, launches=[launch],
+        )
+        with repository_lock(checkout.common_dir):
+            write_record(admin, record)
+    except BaseException:
+        remove_worktree(checkout.git, path)
+        raise
+    return path, links, False
+
+
+def _reusable(record: SnapshotRecord, admin: Path, worktree_dir: Path, origin: Path,
+              tree: Oid, link_rels: list[str]) -> bool:
+    worktree = Path(record.worktree)
+    return (
+        record.tree == tree
+        and record.origin == str(origin)
+        and sorted(record.links) == sorted(link_rels)
+        and worktree.parent == worktree_dir
+        and admin_dir_of(worktree) == admin
+        and all(os.path.islink(worktree / rel) for rel in link_rels)
+    )
+
+
+def _existing_links(worktree: Path, origin: Path, rels: list[str]) -> list[Link]:
+    return [Link(rel=rel, path=worktree / rel, target=origin / rel) for rel in rels]

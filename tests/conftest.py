@@ -1,0 +1,59 @@
+"""Hermetic tests: a fresh HOME, no system/global git config (for git and for libgit2)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gitrepo import Repo  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[Path]:
+    """Every test runs with its own HOME and git config, whatever the developer's machine has."""
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith("GIT_") and name not in ("GIT_SLURM_DEBUG",):
+            monkeypatch.delenv(name)
+    global_config = home / ".gitconfig"
+    global_config.write_text(
+        "[user]\n\tname = Test User\n\temail = test@example.com\n"
+        "[init]\n\tdefaultBranch = main\n"
+        "[protocol \"file\"]\n\tallow = always\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    # libgit2 does not read GIT_CONFIG_*: point its own search path at the sealed HOME too
+    levels = (
+        pygit2.enums.ConfigLevel.GLOBAL,
+        pygit2.enums.ConfigLevel.XDG,
+        pygit2.enums.ConfigLevel.SYSTEM,
+    )
+    saved = {level: pygit2.settings.search_path[level] for level in levels}
+    for level in levels:
+        pygit2.settings.search_path[level] = str(home)
+    monkeypatch.setenv("PATH", f"{ROOT / 'bin'}{os.pathsep}{Path(sys.executable).parent}"
+                       f"{os.pathsep}{os.environ['PATH']}")
+    yield home
+    for level, value in saved.items():
+        pygit2.settings.search_path[level] = value
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    """A fresh repository with one commit, a nested package and an ignored output dir."""
+    return Repo.create(tmp_path / "project")
