@@ -9,6 +9,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	@# an editable install has no data files: link the man pages where `git help` finds them
+	mkdir -p $(VENV)/share/man/man1
+	ln -sf $(abspath man)/*.1 $(VENV)/share/man/man1/
 	touch $@
 
 # The main job: a Hydra sweep on submitit_local whose jobs run a git snapshot.

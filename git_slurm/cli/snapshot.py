@@ -11,6 +11,7 @@ from plumbum import cli
 
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
+from git_slurm.manpages import ManSource
 from git_slurm.repo import discover
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
@@ -117,3 +118,61 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+APP = SnapshotApp
+MANUAL = ManSource(
+    name="git-slurm-snapshot",
+    summary="record the working tree as a snapshot branch and worktree for SLURM jobs",
+    synopsis="git slurm-snapshot [--prefix P] [--link PATH]... [--worktree-dir DIR] "
+    "[--no-worktree]\n                   [--push | --no-push] [--remote NAME] [-m MSG] [--json]"
+    "\ngit slurm-snapshot --install-hooks | --uninstall-hooks",
+    description=[
+        "Records the exact code state of the current work tree (HEAD plus uncommitted and "
+        "untracked, not ignored files: exactly what git add -A would stage in a fresh index) "
+        "as a commit on a new branch <prefix>-YYYYMMDD-HHMMSS, named in local time. HEAD, the "
+        "index, the stash and every file of the work tree are left as they were: the capture "
+        "uses a private copy of the index, and the user's git hooks do not run.",
+        "A clean tree snapshots to HEAD's own commit; a dirty one to a new commit whose parent "
+        "is HEAD and whose message names the base commit, the branch, the checkout and the "
+        "command. Two snapshots in the same second get distinct names (a -2, -3 suffix); a "
+        "branch is created atomically and never overwrites anything.",
+        "The snapshot is then checked out as a detached, locked git worktree (in "
+        "slurm-snapshots/ inside the common git dir unless told otherwise), and each link path "
+        "becomes a symlink from the worktree to the same path in this checkout, so that what "
+        "jobs write lands here. A missing link target is created here as a directory. A "
+        "worktree that already holds the identical tree and links is reused. git worktree "
+        "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
+        "The Hydra launcher (hydra/launcher=submitit_slurm or submitit_local with "
+        "hydra.launcher.snapshot.enabled=true) runs this command once per launch and runs "
+        "every job inside the worktree.",
+    ],
+    configuration=[
+        ("slurm.branchPrefix", "default for --prefix (slurm-job)."),
+        ("slurm.link", "multi-valued default for --link (outputs, multirun, .submitit)."),
+        ("slurm.worktreeDir", "default for --worktree-dir, relative to the top of the work "
+         "tree."),
+        ("slurm.push", "true or false: default for --push/--no-push. Unset: push when the "
+         "remote exists, and only warn when that push fails."),
+        ("slurm.maxUntrackedSize", "untracked files larger than this are refused (default "
+         "50m; 0 turns the check off)."),
+        ("slurm.gcOlderThan", "default age for git slurm-gc and for the reminder hook (7d)."),
+        ("slurm.reminders", "false silences the post-checkout reminder hook."),
+    ],
+    exit_status=[
+        ("0", "the snapshot was made (or the hooks installed/removed)."),
+        ("1", "it failed while working: git, the disk, or a push that was asked for."),
+        ("2", "bad input: an option, a prefix that makes no valid branch name, a link path "
+         "outside the repository, an unwritable worktree dir, a too large untracked file."),
+        ("3", "not inside a work tree, or a bare repository."),
+    ],
+    examples=[
+        ("Snapshot the current state and print it for a script:",
+         "git slurm-snapshot --json"),
+        ("Only make the branch, with a note, and push it to origin:",
+         "git slurm-snapshot --no-worktree --push -m 'baseline before the refactor'"),
+        ("Link checkpoints and logs as well:",
+         "git slurm-snapshot --link outputs --link checkpoints --link logs"),
+        ("Install the post-checkout reminder:", "git slurm-snapshot --install-hooks"),
+    ],
+)

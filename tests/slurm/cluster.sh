@@ -127,8 +127,12 @@ pid_alive() {
   # Debian's /usr/sbin/slurmctld, slurmd are alternatives links to slurmctld-wlm, slurmd-wlm
   case "${exe##*/}" in "$want"|"$want-wlm") return 0 ;; *) return 1 ;; esac
 }
-# has_env PID VAR=VALUE: the process's environment contains exactly that entry
-has_env() { tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qxF -- "$2"; }
+# has_env PID VAR=VALUE: the process's environment contains exactly that entry. grep -z reads
+# the NUL-separated file directly (a `tr | grep -q` pipe could fail on SIGPIPE under pipefail).
+# The process may exit while we look: unreadable means "no".
+has_env() { grep -qxzF -- "$2" "/proc/$1/environ" 2>/dev/null; }
+# has_env_var PID VAR: the process's environment defines VAR
+has_env_var() { grep -qzE -- "^$2=" "/proc/$1/environ" 2>/dev/null; }
 
 daemon_pid() { # NAME -> its PID on stdout, if it runs, is that program and carries our tag
   local name="$1" pid=""
@@ -155,16 +159,22 @@ leftover_pids() {
     pid_alive "$pid" || continue
     if has_env "$pid" "$TAG"; then
       tagged+=("$pid")
-    elif has_env "$pid" "SLURM_CONF=$SLURM_CONF_FILE" && tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -q '^SLURM_JOB_ID='; then
+    elif has_env "$pid" "SLURM_CONF=$SLURM_CONF_FILE" && has_env_var "$pid" SLURM_JOB_ID; then
       echo "$pid"
     fi
   done
   if [ ${#tagged[@]} -gt 0 ]; then
     printf '%s\n' "${tagged[@]}"
     # descendants of the tagged processes: walk the parent links of a single ps snapshot
-    ps -e -o pid=,ppid= | awk -v roots=" ${tagged[*]} " '
+    # (skipping our own ancestors, in case `stop` runs inside a job)
+    ps -e -o pid=,ppid= | awk -v roots=" ${tagged[*]} " -v me="$me" '
       { parent[$1] = $2 }
-      END { for (p in parent) { q = parent[p]; while (q > 1) { if (index(roots, " " q " ")) { print p; break } q = parent[q] } } }'
+      END {
+        for (p in parent) {
+          if (index(me, " " p " ")) continue
+          for (q = parent[p]; q > 1; q = parent[q]) if (index(roots, " " q " ")) { print p; break }
+        }
+      }'
   fi
 }
 
@@ -400,7 +410,7 @@ cancel_all_jobs() {
   local jobs deadline
   jobs=$(squeue -h -o %A) || { log "WARNING: squeue failed; cannot cancel jobs cleanly"; return 0; }
   [ -z "$jobs" ] && return 0
-  log "cancelling jobs: $(echo $jobs)"
+  log "cancelling jobs: ${jobs//$'\n'/ }"
   # shellcheck disable=SC2086  # one word per job id
   scancel $jobs
   # KillWait=5 plus a margin for the epilog
@@ -437,6 +447,8 @@ cmd_stop() {
 }
 
 # -------------------------------------------------------------------------------------- start
+munge_round_trip() { munge -S "$MUNGE_SOCK" -n </dev/null | unmunge -S "$MUNGE_SOCK"; }
+
 start_munged() {
   mkdir -p "$MUNGE_DIR"
   # munged refuses a socket dir that others cannot traverse, and a key not owned by root / not 0600
@@ -448,9 +460,7 @@ start_munged() {
   chmod 600 "$MUNGE_DIR/munge.key"
   start_daemon munged munged --foreground --socket="$MUNGE_SOCK" --key-file="$MUNGE_DIR/munge.key" \
     --pid-file="$RUN/munged.pid" --log-file="$LOG/munged.log" --seed-file="$MUNGE_DIR/munged.seed"
-  wait_until "a munge round trip" munged \
-    bash -c 'munge -S "$1" -n </dev/null | unmunge -S "$1"' _ "$MUNGE_SOCK" \
-    || die "munged did not start"
+  wait_until "a munge round trip" munged munge_round_trip || die "munged did not start"
 }
 
 start_mariadbd() {
@@ -498,7 +508,7 @@ start_slurmd() {
   # Left alone, they would hold CPUs as RUNNING ghosts.
   stale=$(squeue -h -o %A)
   if [ -n "$stale" ]; then
-    log "cancelling jobs left over from an earlier run: $(echo $stale)"
+    log "cancelling jobs left over from an earlier run: ${stale//$'\n'/ }"
     # shellcheck disable=SC2086  # one word per job id
     scancel $stale
   fi
