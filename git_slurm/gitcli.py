@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from plumbum import local
 from plumbum.commands.processes import ProcessTimedOut
@@ -59,7 +59,7 @@ def clean_environment(extra: Optional[Mapping[str, str]] = None) -> Iterator[Non
     """The process environment minus repository-local git variables, plus `extra`."""
     with local.env():
         for name in REPO_LOCAL_VARS:
-            local.env.pop(name, None)
+            local.env.pop(name, "")
         local.env.update(**dict(extra or {}))
         yield
 
@@ -79,7 +79,7 @@ def run_git(
     The environment is cleaned of repository-local variables unless `user_environment`
     (only for finding the user's repository the way git itself would).
     """
-    command = local["git"][args]
+    command: Any = local["git"][args]
     if stdin is not None:
         command = command << stdin
     with local.env() if user_environment else clean_environment(env):

@@ -99,8 +99,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="write man/*.1")
     args = parser.parse_args(argv)
-    stale = [path for path, text in pages().items()
-             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    stale = [
+        path
+        for path, text in pages().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     if args.write:
         for path, text in pages().items():
             path.write_text(text, encoding="utf-8")

@@ -61,14 +61,12 @@ def signature(repo: pygit2.Repository) -> pygit2.Signature:
         return pygit2.Signature(user, f"{user}@{socket.gethostname() or 'localhost'}")
 
 
-def create_commit(
-    repo: pygit2.Repository, tree: Oid, parents: list[Oid], message: str
-) -> Oid:
+def create_commit(repo: pygit2.Repository, tree: Oid, parents: list[Oid], message: str) -> Oid:
     """A commit object that no ref points to yet."""
     who = signature(repo)
-    oid = repo.create_commit(None, who, who, message, pygit2.Oid(hex=tree), [
-        pygit2.Oid(hex=p) for p in parents
-    ])
+    oid = repo.create_commit(
+        None, who, who, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
+    )
     return Oid(str(oid))
 
 
@@ -86,9 +84,9 @@ def create_branch(repo: pygit2.Repository, name: BranchName, target: Oid, why: s
         repo.create_reference_direct(name.ref, pygit2.Oid(hex=target), False, message=why)
     except (pygit2.AlreadyExistsError, ValueError):
         return False
-    except pygit2.GitError as exc:
-        # libgit2 reports a concurrent creator holding the ref's lock file as a GitError
-        if "lock" in str(exc).lower() or "exists" in str(exc).lower():
+    except (pygit2.GitError, OSError) as exc:
+        # a concurrent creator holds the ref's lock file: the name is being taken
+        if "lock" in str(exc).lower():
             return False
         raise GitSlurmError(f"cannot create branch {name}: {exc}") from exc
     return True

@@ -45,9 +45,16 @@ def push_branch(
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
     try:
-        rc, _, err = git.run("push", "--quiet", "--no-verify", remote,
-                             f"{name.ref}:{name.ref}", env=env, timeout=PUSH_TIMEOUT,
-                             check=False)
+        rc, _, err = git.run(
+            "push",
+            "--quiet",
+            "--no-verify",
+            remote,
+            f"{name.ref}:{name.ref}",
+            env=env,
+            timeout=PUSH_TIMEOUT,
+            check=False,
+        )
     except GitSlurmError as exc:  # timed out
         rc, err = 1, str(exc)
     if rc == 0:

@@ -8,6 +8,7 @@ removing it can never interleave.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -111,14 +112,28 @@ def lock_reason(record: SnapshotRecord) -> str:
 
 
 @contextmanager
-def repository_lock(common_dir: Path) -> Iterator[None]:
-    """Serialise git-slurm's record changes and removals within one repository."""
-    with (common_dir / LOCK_NAME).open("a") as handle:
+def _flock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def repository_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialise git-slurm's record changes and removals within one repository."""
+    return _flock(common_dir / LOCK_NAME)
+
+
+def tree_lock(common_dir: Path, tree: str) -> contextlib.AbstractContextManager[None]:
+    """Serialise snapshots of one tree, so concurrent launches of it share one worktree.
+
+    256 buckets by the tree id's first byte: few lock files, and different trees rarely wait.
+    """
+    locks = common_dir / "git-slurm-locks"
+    locks.mkdir(exist_ok=True)
+    return _flock(locks / f"{tree[:2]}.lock")
 
 
 def snapshot_worktrees(common_dir: Path) -> list[tuple[Path, SnapshotRecord]]:

@@ -34,7 +34,10 @@ def discover(cwd: Optional[Path] = None) -> Checkout:
     """The checkout containing `cwd`; a bare repository or no repository is an error."""
     here = (cwd or Path.cwd()).resolve()
     facts = _rev_parse(
-        here, "--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir",
+        here,
+        "--is-bare-repository",
+        "--is-inside-work-tree",
+        "--absolute-git-dir",
         "--git-common-dir",
     )
     if facts is None:
@@ -45,13 +48,12 @@ def discover(cwd: Optional[Path] = None) -> Checkout:
             f"{git_dir} is a bare repository; run this inside a work tree",
             ExitCode.NOT_A_REPOSITORY,
         )
-    if inside != "true":
-        raise GitSlurmError(f"not inside a work tree: {here}", ExitCode.NOT_A_REPOSITORY)
     where = _rev_parse(here, "--show-toplevel", "--show-prefix")
-    if where is None or len(where) < 1:
-        raise GitSlurmError(f"cannot find the work tree of {here}", ExitCode.NOT_A_REPOSITORY)
+    if not where:
+        raise GitSlurmError(f"not inside a work tree: {here}", ExitCode.NOT_A_REPOSITORY)
     toplevel = Path(where[0]).resolve()
-    prefix = where[1].rstrip("/") if len(where) > 1 else ""
+    # outside the work tree named by GIT_WORK_TREE, git works on the whole tree: so do we
+    prefix = where[1].rstrip("/") if inside == "true" and len(where) > 1 else ""
     common_dir = (here / common).resolve()
     return Checkout(
         toplevel=toplevel,

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import pygit2
-
 from git_slurm import odb
 from git_slurm.branches import create_snapshot_branch, validate_prefix
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
@@ -26,6 +24,7 @@ from git_slurm.records import (
     admin_dir_of,
     repository_lock,
     snapshot_worktrees,
+    tree_lock,
     write_record,
 )
 from git_slurm.repo import Checkout
@@ -82,8 +81,9 @@ class Snapshot:
         }
 
 
-def commit_message(checkout: Checkout, options: SnapshotOptions, base: Optional[Oid],
-                   branch: Optional[str]) -> str:
+def commit_message(
+    checkout: Checkout, options: SnapshotOptions, base: Optional[Oid], branch: Optional[str]
+) -> str:
     """Says what the snapshot is of: base, branch, directory, the user's text, the command."""
     on = branch or "detached HEAD"
     subject = f"git-slurm snapshot of {on}" + (f" at {base[:12]}" if base else " (no commit yet)")
@@ -111,12 +111,16 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         checkout, repo, max_untracked=options.max_untracked, keep_out=keep_out
     )
     dirty = base is None or odb.tree_of(repo, base) != capture.tree
-    if dirty:
-        message = commit_message(checkout, options, base, on_branch)
-        commit = odb.create_commit(repo, capture.tree, [base] if base else [], message)
-    else:
+    if not dirty:
         assert base is not None
         commit = base
+    else:
+        commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
+            repo,
+            capture.tree,
+            [base] if base else [],
+            commit_message(checkout, options, base, on_branch),
+        )
     notes = list(capture.notes)
     why = f"git-slurm: snapshot of {on_branch or 'detached HEAD'}"
     branch = create_snapshot_branch(repo, options.prefix, commit, why)
@@ -124,10 +128,12 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         pushed = _push(checkout, options, branch, on_branch)
         if pushed.note:
             notes.append(pushed.note)
-        worktree, links, reused = None, [], False
+        worktree: Optional[Path] = None
+        links: list[Link] = []
+        reused = False
         if worktree_dir is not None:
             worktree, links, reused = _materialise(
-                checkout, repo, worktree_dir, branch, commit, base, capture.tree, link_rels
+                checkout, worktree_dir, branch, commit, base, capture.tree, link_rels
             )
     except BaseException:
         odb.delete_branch_if(repo, branch, commit)
@@ -136,24 +142,46 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     if worktree is not None:
         workdir = worktree / checkout.prefix if checkout.prefix else worktree
     return Snapshot(
-        branch=branch, commit=commit, base=base, tree=capture.tree, dirty=dirty,
-        worktree=worktree, workdir=workdir, links=links, pushed=pushed.remote, reused=reused,
-        notes=notes, seconds=time.monotonic() - started,
+        branch=branch,
+        commit=commit,
+        base=base,
+        tree=capture.tree,
+        dirty=dirty,
+        worktree=worktree,
+        workdir=workdir,
+        links=links,
+        pushed=pushed.remote,
+        reused=reused,
+        notes=notes,
+        seconds=time.monotonic() - started,
     )
 
 
-def _push(checkout: Checkout, options: SnapshotOptions, branch: BranchName,
-          on_branch: Optional[str]) -> PushResult:
+def _earlier_commit(checkout: Checkout, base: Optional[Oid], tree: Oid) -> Optional[Oid]:
+    """The commit of an earlier snapshot of the same tree on the same base, to reuse."""
+    for _, record in snapshot_worktrees(checkout.common_dir):
+        if record.tree == tree and record.base == base and record.launches:
+            return Oid(record.launches[0].commit)
+    return None
+
+
+def _push(
+    checkout: Checkout, options: SnapshotOptions, branch: BranchName, on_branch: Optional[str]
+) -> PushResult:
     if options.push is False:
         return PushResult(None, None)
     remote = options.remote or default_remote(checkout.git, on_branch)
-    return push_branch(checkout.git, branch, remote, explicit=options.push is True,
-                       remote_given=options.remote is not None)
+    return push_branch(
+        checkout.git,
+        branch,
+        remote,
+        explicit=options.push is True,
+        remote_given=options.remote is not None,
+    )
 
 
 def _materialise(
     checkout: Checkout,
-    repo: pygit2.Repository,
     worktree_dir: Path,
     branch: BranchName,
     commit: Oid,
@@ -162,35 +190,75 @@ def _materialise(
     link_rels: list[str],
 ) -> tuple[Path, list[Link], bool]:
     """Reuse a worktree with the identical tree and links, else check out a new one."""
+    with tree_lock(checkout.common_dir, tree):
+        reused = _reuse(checkout, worktree_dir, branch, commit, tree, link_rels)
+        if reused is not None:
+            return reused, _existing_links(reused, checkout.toplevel, link_rels), True
+        path, links = _new_worktree(checkout, worktree_dir, branch, commit, base, tree, link_rels)
+        return path, links, False
+
+
+def _reuse(
+    checkout: Checkout,
+    worktree_dir: Path,
+    branch: BranchName,
+    commit: Oid,
+    tree: Oid,
+    link_rels: list[str],
+) -> Optional[Path]:
+    """Record this launch in a worktree that already holds `tree` with these links, if any."""
     now = time.time()
-    launch = Launch(branch=str(branch), commit=str(commit), time=now)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
             if _reusable(record, admin, worktree_dir, checkout.toplevel, tree, link_rels):
-                record.launches.append(launch)
+                record.launches.append(Launch(branch=str(branch), commit=str(commit), time=now))
                 record.last_used = now
                 write_record(admin, record)
-                worktree = Path(record.worktree)
-                return worktree, _existing_links(worktree, checkout.toplevel, link_rels), True
+                return Path(record.worktree)
+    return None
+
+
+def _new_worktree(
+    checkout: Checkout,
+    worktree_dir: Path,
+    branch: BranchName,
+    commit: Oid,
+    base: Optional[Oid],
+    tree: Oid,
+    link_rels: list[str],
+) -> tuple[Path, list[Link]]:
+    now = time.time()
+    launch = Launch(branch=str(branch), commit=str(commit), time=now)
     path = worktree_dir / str(branch)
     admin = add_worktree(checkout.git, path, commit, branch)
     try:
         links = make_links(path, checkout.toplevel, link_rels)
         record = SnapshotRecord(
-            worktree=str(path), origin=str(checkout.toplevel), tree=str(tree),
-            base=None if base is None else str(base), links=link_rels, created=now,
-            last_used=now, launches=[launch],
+            worktree=str(path),
+            origin=str(checkout.toplevel),
+            tree=str(tree),
+            base=None if base is None else str(base),
+            links=link_rels,
+            created=now,
+            last_used=now,
+            launches=[launch],
         )
         with repository_lock(checkout.common_dir):
             write_record(admin, record)
     except BaseException:
         remove_worktree(checkout.git, path)
         raise
-    return path, links, False
+    return path, links
 
 
-def _reusable(record: SnapshotRecord, admin: Path, worktree_dir: Path, origin: Path,
-              tree: Oid, link_rels: list[str]) -> bool:
+def _reusable(
+    record: SnapshotRecord,
+    admin: Path,
+    worktree_dir: Path,
+    origin: Path,
+    tree: Oid,
+    link_rels: list[str],
+) -> bool:
     worktree = Path(record.worktree)
     return (
         record.tree == tree

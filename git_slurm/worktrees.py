@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from git_slurm.errors import GitSlurmError, UsageError
@@ -20,10 +21,8 @@ def ensure_worktree_dir(directory: Path) -> Path:
         raise UsageError(f"cannot create worktree dir {directory}: {exc.strerror}") from exc
     if not directory.is_dir():
         raise UsageError(f"worktree dir {directory} is not a directory")
-    probe = directory / ".git-slurm-probe"
-    try:
-        probe.mkdir()
-        probe.rmdir()
+    try:  # a private probe name: concurrent snapshots probe the same directory
+        Path(tempfile.mkdtemp(prefix=".git-slurm-probe.", dir=directory)).rmdir()
     except OSError as exc:
         raise UsageError(f"worktree dir {directory} is not writable: {exc.strerror}") from exc
     return directory.resolve()
@@ -37,8 +36,9 @@ def add_worktree(git: Git, path: Path, commit: Oid, branch: BranchName) -> Path:
     off (NO_HOOKS in Git), so the user's post-checkout does not fire.
     """
     reason = f"{LOCK_REASON_MARK} {branch} (being made)"
-    git.run("worktree", "add", "--quiet", "--detach", "--lock", "--reason", reason,
-            str(path), commit)
+    git.run(
+        "worktree", "add", "--quiet", "--detach", "--lock", "--reason", reason, str(path), commit
+    )
     admin = admin_dir_of(path)
     if admin is None:
         raise GitSlurmError(f"git worktree add made no worktree at {path}")

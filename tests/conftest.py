@@ -12,14 +12,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gitrepo import Repo  # noqa: E402
+from gitrepo import Repo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                  ) -> Iterator[Path]:
+def hermetic_seal(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Every test runs with its own HOME and git config, whatever the developer's machine has."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
@@ -29,7 +30,7 @@ def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     global_config.write_text(
         "[user]\n\tname = Test User\n\temail = test@example.com\n"
         "[init]\n\tdefaultBranch = main\n"
-        "[protocol \"file\"]\n\tallow = always\n",
+        '[protocol "file"]\n\tallow = always\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("HOME", str(home))
@@ -46,8 +47,10 @@ def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     saved = {level: pygit2.settings.search_path[level] for level in levels}
     for level in levels:
         pygit2.settings.search_path[level] = str(home)
-    monkeypatch.setenv("PATH", f"{ROOT / 'bin'}{os.pathsep}{Path(sys.executable).parent}"
-                       f"{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(
+        "PATH",
+        f"{ROOT / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     yield home
     for level, value in saved.items():
         pygit2.settings.search_path[level] = value

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def git(cwd: Path, *args: str, check: bool = True, env: Optional[dict[str, str]] = None) -> str:
     """Run the real git; return stdout."""
     full_env = dict(os.environ, **(env or {}))
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, check=False)
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env=full_env, check=False
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
     return done.stdout
@@ -33,12 +34,20 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run_tool(name: str, *args: str, cwd: Path, env: Optional[dict[str, str]] = None,
-             timeout: float = 300) -> Result:
+def run_tool(
+    name: str, *args: str, cwd: Path, env: Optional[dict[str, str]] = None, timeout: float = 300
+) -> Result:
     """Run an installed executable (e.g. `git slurm-snapshot`) as a user would."""
     full_env = dict(os.environ, **(env or {}))
-    done = subprocess.run(["git", name, *args], cwd=cwd, capture_output=True, text=True,
-                          env=full_env, timeout=timeout, check=False)
+    done = subprocess.run(
+        ["git", name, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -105,8 +114,11 @@ def _file_state(root: Path, skip: Path) -> dict[str, tuple[str, int, int]]:
                 digest = hashlib.sha256(p.read_bytes()).hexdigest()
             else:
                 digest = "dir"
-            state[str(p.relative_to(root))] = (digest, st.st_mode, st.st_mtime_ns if
-                                               not p.is_dir() else 0)
+            state[str(p.relative_to(root))] = (
+                digest,
+                st.st_mode,
+                st.st_mtime_ns if not p.is_dir() else 0,
+            )
     return state
 
 

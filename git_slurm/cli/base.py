@@ -9,6 +9,7 @@ import traceback
 from typing import Any, Optional
 
 from plumbum import cli
+from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
 from git_slurm import __version__
@@ -19,7 +20,11 @@ class _BadSwitch(Exception):
     """plumbum's SwitchError, carried past plumbum's own multi-line report."""
 
 
-class GitSlurmApp(cli.Application):  # type: ignore[misc]
+# plumbum signals -h/--version through SwitchError subclasses: those must reach plumbum
+_META = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
+
+
+class GitSlurmApp(cli.Application):
     """A plumbum app whose usage errors are one `error:` line on stderr, as git's are."""
 
     VERSION = __version__
@@ -28,12 +33,16 @@ class GitSlurmApp(cli.Application):  # type: ignore[misc]
     def _parse_args(self, argv: list[str]) -> Any:
         try:
             return super()._parse_args(argv)
+        except _META:
+            raise
         except SwitchError as exc:
             raise _BadSwitch(str(exc)) from exc
 
     def _validate_args(self, swfuncs: Any, tailargs: Any) -> Any:
         try:
             return super()._validate_args(swfuncs, tailargs)
+        except _META:
+            raise
         except SwitchError as exc:
             raise _BadSwitch(str(exc)) from exc
 

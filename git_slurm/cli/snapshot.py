@@ -25,36 +25,51 @@ class SnapshotApp(GitSlurmApp):
     USAGE = "    git slurm-snapshot [options]\n"
 
     prefix = cli.SwitchAttr(
-        "--prefix", str, argname="P",
+        "--prefix",
+        str,
+        argname="P",
         help="branch prefix (git config slurm.branchPrefix, else slurm-job)",
     )
     links = cli.SwitchAttr(
-        "--link", str, list=True, argname="PATH",
+        "--link",
+        str,
+        list=True,
+        argname="PATH",
         help="path, relative to the current directory, to link from the worktree back to "
         "this checkout; repeatable (git config slurm.link, else outputs, multirun, .submitit)",
     )
     worktree_dir = cli.SwitchAttr(
-        "--worktree-dir", str, argname="DIR",
+        "--worktree-dir",
+        str,
+        argname="DIR",
         help="where snapshot worktrees are made (git config slurm.worktreeDir, else "
         "slurm-snapshots/ in the common git dir)",
     )
     no_worktree = cli.Flag("--no-worktree", help="make (and push) the branch only")
     push = cli.Flag("--push", excludes=["--no-push"], help="push the branch; failure is an error")
-    no_push = cli.Flag("--no-push", help="do not push (default: git config slurm.push, else "
-                       "push when the remote exists, and only warn when that fails)")
+    no_push = cli.Flag(
+        "--no-push",
+        help="do not push (default: git config slurm.push, else "
+        "push when the remote exists, and only warn when that fails)",
+    )
     remote = cli.SwitchAttr(
-        "--remote", str, argname="NAME",
+        "--remote",
+        str,
+        argname="NAME",
         help="remote to push to (the current branch's upstream remote, else origin)",
     )
-    message = cli.SwitchAttr(["-m", "--message"], str, argname="MSG",
-                             help="text added to the snapshot commit message")
+    message = cli.SwitchAttr(
+        ["-m", "--message"], str, argname="MSG", help="text added to the snapshot commit message"
+    )
     json = cli.Flag("--json", help="print exactly one JSON object on stdout, nothing else")
     install_hooks = cli.Flag(
-        "--install-hooks", excludes=["--uninstall-hooks"],
+        "--install-hooks",
+        excludes=["--uninstall-hooks"],
         help="install the post-checkout reminder hook (chaining an existing one) and exit",
     )
-    uninstall_hooks = cli.Flag("--uninstall-hooks",
-                               help="remove the post-checkout reminder hook and exit")
+    uninstall_hooks = cli.Flag(
+        "--uninstall-hooks", help="remove the post-checkout reminder hook and exit"
+    )
 
     def main(self) -> int:
         checkout = discover()
@@ -150,29 +165,39 @@ MANUAL = ManSource(
     configuration=[
         ("slurm.branchPrefix", "default for --prefix (slurm-job)."),
         ("slurm.link", "multi-valued default for --link (outputs, multirun, .submitit)."),
-        ("slurm.worktreeDir", "default for --worktree-dir, relative to the top of the work "
-         "tree."),
-        ("slurm.push", "true or false: default for --push/--no-push. Unset: push when the "
-         "remote exists, and only warn when that push fails."),
-        ("slurm.maxUntrackedSize", "untracked files larger than this are refused (default "
-         "50m; 0 turns the check off)."),
+        ("slurm.worktreeDir", "default for --worktree-dir, relative to the top of the work tree."),
+        (
+            "slurm.push",
+            "true or false: default for --push/--no-push. Unset: push when the "
+            "remote exists, and only warn when that push fails.",
+        ),
+        (
+            "slurm.maxUntrackedSize",
+            "untracked files larger than this are refused (default 50m; 0 turns the check off).",
+        ),
         ("slurm.gcOlderThan", "default age for git slurm-gc and for the reminder hook (7d)."),
         ("slurm.reminders", "false silences the post-checkout reminder hook."),
     ],
     exit_status=[
         ("0", "the snapshot was made (or the hooks installed/removed)."),
         ("1", "it failed while working: git, the disk, or a push that was asked for."),
-        ("2", "bad input: an option, a prefix that makes no valid branch name, a link path "
-         "outside the repository, an unwritable worktree dir, a too large untracked file."),
+        (
+            "2",
+            "bad input: an option, a prefix that makes no valid branch name, a link path "
+            "outside the repository, an unwritable worktree dir, a too large untracked file.",
+        ),
         ("3", "not inside a work tree, or a bare repository."),
     ],
     examples=[
-        ("Snapshot the current state and print it for a script:",
-         "git slurm-snapshot --json"),
-        ("Only make the branch, with a note, and push it to origin:",
-         "git slurm-snapshot --no-worktree --push -m 'baseline before the refactor'"),
-        ("Link checkpoints and logs as well:",
-         "git slurm-snapshot --link outputs --link checkpoints --link logs"),
+        ("Snapshot the current state and print it for a script:", "git slurm-snapshot --json"),
+        (
+            "Only make the branch, with a note, and push it to origin:",
+            "git slurm-snapshot --no-worktree --push -m 'baseline before the refactor'",
+        ),
+        (
+            "Link checkpoints and logs as well:",
+            "git slurm-snapshot --link outputs --link checkpoints --link logs",
+        ),
         ("Install the post-checkout reminder:", "git slurm-snapshot --install-hooks"),
     ],
 )

@@ -1,0 +1,150 @@
+"""Helpers for tests that talk to a real SLURM cluster (see tests/slurm/cluster.sh).
+
+Every call to a SLURM client is bounded by a timeout, so a hung or absent controller makes a
+test fail (or skip) with a reason instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from typing import Callable, Optional, TypeVar
+
+T = TypeVar("T")
+
+#: Node states (``sinfo %t``) in which the node accepts jobs. A trailing ``*`` (not
+#: responding) or ``~`` (powered down) means it does not, nor do ``down``/``drain``/``unk``.
+USABLE_NODE_STATES = frozenset({"idle", "mix", "alloc"})
+#: Upper bound for one call to a SLURM client (they retry internally when slurmctld is down).
+CLIENT_TIMEOUT = 10.0
+#: Pause between two polls while waiting on the cluster.
+POLL_INTERVAL = 0.2
+
+_CLIENTS = ("sinfo", "sbatch", "sacct")
+
+
+def _run(args: list[str], timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run a SLURM client; the caller inspects the return code."""
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def slurm_available(timeout: float = 5.0) -> tuple[bool, str]:
+    """Tell whether a SLURM cluster with a usable node answers within ``timeout`` seconds.
+
+    Returns ``(True, "")`` or ``(False, reason)``, the reason being meant for a human.
+    """
+    missing = [name for name in _CLIENTS if shutil.which(name) is None]
+    if missing:
+        return False, f"SLURM client commands not on PATH: {', '.join(missing)}"
+    try:
+        proc = _run(["sinfo", "-h", "-o", "%t"], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"sinfo did not answer within {timeout:g} s"
+    if proc.returncode != 0:
+        return False, f"sinfo failed (exit {proc.returncode}): {proc.stderr.strip()}"
+    states = proc.stdout.split()
+    if not USABLE_NODE_STATES.intersection(states):
+        return False, f"no node is idle, mix or alloc (sinfo states: {states or 'none'})"
+    return True, ""
+
+
+def _base_state(state: str) -> str:
+    """``"CANCELLED by 0"`` (sacct) -> ``"CANCELLED"``; other states pass unchanged."""
+    return state.split(" ", 1)[0]
+
+
+def _combine(states: list[str]) -> str:
+    """One state for one or more job records.
+
+    A plain job or an array task has one record. A whole array (``job_state("12")``) has one
+    per task: if they agree that is the state, otherwise the distinct states sorted and joined
+    with commas (e.g. ``"COMPLETED,RUNNING"``), which matches no single state a caller waits for.
+    """
+    distinct = sorted({_base_state(s) for s in states if s})
+    return ",".join(distinct)
+
+
+def _squeue_state(job_id: str) -> Optional[str]:
+    """State known to slurmctld, or None once it has forgotten the job (after MinJobAge).
+
+    ``-t all`` includes finished jobs, which slurmctld knows before sacct does; ``-r`` lists
+    the pending tasks of an array one by one instead of as one ``12_[3-9]`` record.
+    """
+    proc = _run(["squeue", "-h", "-r", "-t", "all", "-j", job_id, "-o", "%T"])
+    if proc.returncode != 0:
+        # squeue exits 1 with "Invalid job id specified" for a job it no longer holds
+        return None
+    return _combine(proc.stdout.split()) or None
+
+
+def sacct_record(job_id: str) -> Optional[tuple[str, str]]:
+    """``(State, ExitCode)`` of a job (allocation only, no steps) from the accounting database.
+
+    None while slurmdbd has no record yet (sacct lags slurmctld by up to a few seconds).
+    ExitCode is ``"code:signal"``, e.g. ``"0:0"``.
+    """
+    proc = _run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"sacct -j {job_id} failed (exit {proc.returncode}): {proc.stderr}")
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line]
+    if not rows:
+        return None
+    state = _combine([row[0] for row in rows])
+    exit_codes = sorted({row[1] for row in rows})
+    return state, ",".join(exit_codes)
+
+
+def job_state(job_id: str) -> str:
+    """Current state of a job, array task (``"12_3"``) or whole array (``"12"``).
+
+    Asks slurmctld (squeue) first, then the accounting database (sacct). Returns ``""`` when
+    neither knows the job yet.
+    """
+    state = _squeue_state(job_id)
+    if state is not None:
+        return state
+    record = sacct_record(job_id)
+    return record[0] if record is not None else ""
+
+
+def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str) -> T:
+    """Call ``fetch`` until ``done(value)`` holds; TimeoutError (with the last value) after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout:g} s, last seen {value!r}")
+        time.sleep(POLL_INTERVAL)
+
+
+def wait_for_job_state(job_id: str, states: set[str], timeout: float) -> str:
+    """Wait until the job is in one of ``states`` (e.g. ``{"COMPLETED", "FAILED"}``), return it.
+
+    Raises TimeoutError naming the last state seen.
+    """
+    return _poll(
+        lambda: job_state(job_id),
+        lambda state: state in states,
+        timeout,
+        f"job {job_id} in {sorted(states)}",
+    )
+
+
+def wait_for_sacct(job_id: str, states: set[str], timeout: float) -> tuple[str, str]:
+    """Wait until sacct reports the job in one of ``states``; return ``(State, ExitCode)``.
+
+    Use this rather than :func:`wait_for_job_state` to check what submitit will see: it reads
+    job states only from sacct, which lags slurmctld.
+    """
+    record = _poll(
+        lambda: sacct_record(job_id),
+        lambda rec: rec is not None and rec[0] in states,
+        timeout,
+        f"sacct record of job {job_id} in {sorted(states)}",
+    )
+    assert record is not None
+    return record
