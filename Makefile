@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint cluster cluster-stop bench man
+.PHONY: demo test lint cluster cluster-stop cluster-status bench man
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ cluster:
 
 cluster-stop:
 	bash tests/slurm/cluster.sh stop
+
+cluster-status:
+	bash tests/slurm/cluster.sh status
 
 man: $(VENV)/.installed
 	$(PY) -m git_slurm.manpages --write

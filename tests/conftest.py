@@ -9,12 +9,28 @@ from pathlib import Path
 
 import pygit2
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from gitrepo import Repo
+from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative conftest import
+from slurm_support import slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
+START_HINT = "start one with `make cluster` (runs bash tests/slurm/cluster.sh start as root)"
+
+
+def slurm_required() -> bool:
+    """In CI a missing cluster is a broken setup, not a reason to skip the SLURM tests."""
+    return os.environ.get("CI") == "true" or os.environ.get("GIT_SLURM_REQUIRE_SLURM") == "1"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """A reachable SLURM cluster: skip the test without one, or fail it when one is required."""
+    available, reason = slurm_available()
+    if not available:
+        message = f"no SLURM cluster: {START_HINT} [{reason}]"
+        if slurm_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +40,7 @@ def hermetic_seal(
     """Every test runs with its own HOME and git config, whatever the developer's machine has."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
-        if name.startswith("GIT_") and name not in ("GIT_SLURM_DEBUG",):
+        if name.startswith("GIT_") and not name.startswith("GIT_SLURM_"):
             monkeypatch.delenv(name)
     global_config = home / ".gitconfig"
     global_config.write_text(

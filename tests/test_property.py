@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gitrepo import Repo, git, user_state
 from hypothesis import HealthCheck, given, settings
@@ -41,7 +42,7 @@ op = st.one_of(
 )
 
 
-def apply(root: Path, action: tuple[object, ...]) -> None:
+def apply(root: Path, action: tuple[Any, ...]) -> None:
     kind = action[0]
     path = root / str(action[1])
     try:
@@ -49,7 +50,7 @@ def apply(root: Path, action: tuple[object, ...]) -> None:
             _, _, data, executable = action
             _clear(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(bytes(data))  # type: ignore[arg-type]
+            path.write_bytes(data)
             path.chmod(0o755 if executable else 0o644)
         elif kind == "delete":
             _clear(path)
@@ -67,7 +68,7 @@ def apply(root: Path, action: tuple[object, ...]) -> None:
         elif kind == "ignore":
             rules = action[2]
             (root / str(action[1])).mkdir(parents=True, exist_ok=True)
-            (root / str(action[1]) / ".gitignore").write_text("\n".join(rules) + "\n")  # type: ignore[arg-type]
+            (root / str(action[1]) / ".gitignore").write_text("\n".join(rules) + "\n")
     except (NotADirectoryError, FileExistsError, IsADirectoryError):
         pass  # a path runs through a file: that operation simply doesn't apply
 
@@ -86,7 +87,7 @@ def _clear(path: Path) -> None:
 )
 @given(committed=st.lists(op, max_size=8), edits=st.lists(op, min_size=1, max_size=10))
 def test_snapshot_equals_git_add_all(
-    committed: list[tuple[object, ...]], edits: list[tuple[object, ...]]
+    committed: list[tuple[Any, ...]], edits: list[tuple[Any, ...]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Repo.create(Path(tmp) / "project")

@@ -61,8 +61,9 @@ export SLURM_CONF="$SLURM_CONF_FILE"
 # Every daemon gets this variable in its environment, and slurmstepd inherits it from slurmd.
 TAG="GIT_SLURM_CLUSTER_TAG=$STATE_DIR"
 
-# Debian packages providing the daemons and clients. slurm-wlm-mysql-plugin is listed on its own
-# because purging slurmdbd leaves it installed-or-not depending on autoremove.
+# Debian packages providing the daemons and clients. slurmdbd pulls in slurm-wlm-mysql-plugin,
+# but purging slurmdbd leaves the plugin as an orphan that `apt-get autoremove` may take away
+# later; naming it here reinstalls it in that case.
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd slurm-wlm-mysql-plugin mariadb-server)
 
 T0=$(date +%s.%N)
@@ -403,7 +404,10 @@ cmd_status() {
     # /proc/PID/environ of root's daemons is unreadable, so the tag cannot be checked
     echo "not root: checking the node state only"
   fi
-  if node_usable; then
+  if ! command -v sinfo >/dev/null; then
+    echo "SLURM clients not installed (run: bash $0 start)"
+    rc=3
+  elif node_usable; then
     echo "node $NODE: $(node_state)"
   else
     echo "node $NODE: not usable (state: '$(node_state)')"
