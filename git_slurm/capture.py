@@ -53,7 +53,10 @@ def temporary_index(checkout: Checkout) -> Iterator[Path]:
     try:
         user_index = checkout.git_dir / "index"
         if user_index.exists():
-            shutil.copyfile(user_index, path)
+            # copy2 keeps the index's mtime: git's racy-clean check compares file mtimes
+            # against it, so a copy stamped "now" would trust stale stat data and miss an
+            # edit made in the same second as the user's last `git add`
+            shutil.copy2(user_index, path)
         else:
             path.unlink()  # git wants no file rather than an empty one
         yield path

@@ -414,3 +414,25 @@ def test_help_opens_the_man_page(repo: Repo) -> None:
         ["git-slurm-snapshot", "-h"], capture_output=True, text=True, cwd=repo.path, check=False
     )
     assert short.returncode == 0 and "--worktree-dir" in short.stdout
+
+
+def test_racily_clean_edit_is_captured(repo: Repo, tmp_path: Path) -> None:
+    """An edit with the same size, mtime and ctime second as the index entry is only caught by
+    git's racy-clean check, which compares entries with the index file's own mtime: the
+    private index copy must keep that mtime."""
+    model = repo.path / "pkg/model.py"
+    past = 1_000_000_000
+    for _ in range(5):  # the add and the edit must fall in the same ctime second
+        model.write_text("VERSION = 1\n")
+        os.utime(model, (past, past))
+        repo.git("add", "pkg/model.py")
+        added_ctime = int(model.stat().st_ctime)
+        model.write_text("VERSION = 7\n")  # same size
+        os.utime(model, (past, past))
+        if int(model.stat().st_ctime) == added_ctime:
+            break
+    os.utime(repo.path / ".git/index", (past, past))
+    expected = tree_of_copy(repo, tmp_path)
+    snap = repo.snapshot_json()
+    assert snap["tree"] == expected
+    assert (Path(snap["worktree"]) / "pkg/model.py").read_text() == "VERSION = 7\n"
