@@ -1,8 +1,10 @@
 """Capture the working tree as `git add -A` would stage it, without touching the user's index.
 
-git itself decides what is staged (so every ignore rule holds exactly as for the user), into a
-temporary copy of the user's index: its stat cache means unchanged files are not hashed again.
-pygit2 then writes the tree from that temporary index.
+git itself decides what is staged (so every ignore rule holds exactly as for the user), in a
+temporary copy of the user's index whose stat cache means unchanged files are not read again:
+one `git status` walk names the changed and untracked paths (untracked files too large are
+refused before anything is hashed), `git update-index` stages exactly those, and `git
+write-tree` writes the tree of that temporary index.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import pygit2
-
-from git_slurm import odb
 from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.gitcli import Git
 from git_slurm.names import Oid
 from git_slurm.repo import Checkout
+from git_slurm.worktrees import STREAMING
 
 DEFAULT_MAX_UNTRACKED = 50 * 1024 * 1024
 
@@ -85,14 +86,60 @@ def _excluded_pathspecs(checkout: Checkout, keep_out: list[Path]) -> list[str]:
     return specs
 
 
-def check_untracked_sizes(checkout: Checkout, index: Path, limit: int) -> None:
+@dataclass(frozen=True)
+class Changes:
+    """What `git add -A` would change in an index: paths to stage, and which are untracked."""
+
+    paths: list[str]  # modified, deleted, type-changed, unmerged and untracked paths
+    untracked: list[str]
+
+
+# One walk of the working tree, as `git add -A` makes, but without staging: so that too large
+# untracked files are refused before git hashes (and stores) them, and clean files are never
+# looked at twice. Porcelain v2 is stable; renames off (each path once); a submodule counts
+# only by its commit, as `git add` records it; no optional locks: the index copy is only read.
+STATUS = (
+    *STREAMING, "--no-optional-locks", "status", "--porcelain=v2", "-z", "--untracked-files=all",
+    "--no-renames", "--ignore-submodules=dirty",
+)  # fmt: skip
+
+
+def working_tree_changes(git: Git, env: dict[str, str], pathspec: list[str]) -> Changes:
+    """The paths whose working-tree state differs from the index (`GIT_INDEX_FILE` in env)."""
+    rc, out, err = git.run(*STATUS, *pathspec, env=env, check=False)
+    if rc != 0:
+        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
+    return parse_status(out)
+
+
+def parse_status(porcelain_v2_z: str) -> Changes:
+    """Paths to stage from `git status --porcelain=v2 -z`: a worktree change of a tracked
+    entry (the second status letter), every unmerged entry, every untracked file."""
+    paths, untracked = [], []
+    fields = iter(porcelain_v2_z.split("\0"))
+    for entry in fields:
+        kind = entry[:1]
+        if kind == "1" and entry[3] != ".":
+            paths.append(entry.split(" ", 8)[8])
+        elif kind == "2":  # a rename (only if renames were on): the new path; skip the old
+            if entry[3] != ".":
+                paths.append(entry.split(" ", 9)[9])
+            next(fields, None)
+        elif kind == "u":
+            paths.append(entry.split(" ", 10)[10])
+        elif kind == "?":
+            rel = entry[2:].rstrip("/")  # an embedded repository shows as a directory
+            paths.append(rel)
+            untracked.append(rel)
+    return Changes(paths, untracked)
+
+
+def refuse_large_untracked(toplevel: Path, untracked: list[str], limit: int) -> None:
     """Refuse untracked files above `limit` bytes instead of copying a checkpoint into git."""
-    env = {"GIT_INDEX_FILE": str(index)}
-    listing = checkout.git.run("ls-files", "-z", "--others", "--exclude-standard", env=env)[1]
     offenders = []
-    for rel in filter(None, listing.split("\0")):
+    for rel in untracked:
         try:
-            size = (checkout.toplevel / rel).lstat().st_size
+            size = (toplevel / rel).lstat().st_size
         except OSError:
             continue
         if size > limit:
@@ -107,23 +154,48 @@ def check_untracked_sizes(checkout: Checkout, index: Path, limit: int) -> None:
         )
 
 
+def stage(git: Git, env: dict[str, str], paths: list[str]) -> None:
+    """Stage exactly `paths` as `git add -A` would: add, update, remove; a file that became a
+    directory (or back) replaces the old entry."""
+    if not paths:
+        return
+    rc, _, err = git.run(
+        *STREAMING, "update-index", "--add", "--remove", "--replace", "-z", "--stdin",
+        env=env, stdin="\0".join(paths) + "\0", check=False,
+    )  # fmt: skip
+    if rc != 0:
+        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
+
+
+def _reason(err: str) -> str:
+    reason = next((ln for ln in err.splitlines() if ln.startswith(("error", "fatal"))), "")
+    return reason or err.strip()
+
+
+def write_tree(git: Git, env: dict[str, str]) -> Oid:
+    """The index's tree, written by git: `update-index` kept the cache tree of every directory
+    it did not touch, so only changed directories are hashed (libgit2 rebuilt them all here,
+    2-3x slower)."""
+    rc, out, err = git.run("write-tree", env=env, check=False)
+    if rc != 0:
+        raise GitSlurmError(f"cannot write the snapshot tree: {_reason(err)}")
+    return Oid(out.strip())
+
+
 def capture_working_tree(
     checkout: Checkout,
-    repo: pygit2.Repository,
     *,
     max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED,
     keep_out: Optional[list[Path]] = None,
 ) -> Capture:
     """The tree `git add -A` would stage in a fresh copy of the index."""
     with temporary_index(checkout) as index:
-        if max_untracked is not None:
-            check_untracked_sizes(checkout, index, max_untracked)
         env = {"GIT_INDEX_FILE": str(index)}
         excluded = _excluded_pathspecs(checkout, keep_out or [])
         pathspec = ["--", ":/", *excluded] if excluded else []
-        rc, _, err = checkout.git.run("add", "-A", *pathspec, env=env, check=False)
-        if rc != 0:
-            reason = next((ln for ln in err.splitlines() if ln.startswith(("error", "fatal"))), "")
-            raise GitSlurmError(f"cannot capture the working tree: {reason or err.strip()}")
-        tree = odb.write_tree_from_index(repo, index)
+        changes = working_tree_changes(checkout.git, env, pathspec)
+        if max_untracked is not None:
+            refuse_large_untracked(checkout.toplevel, changes.untracked, max_untracked)
+        stage(checkout.git, env, changes.paths)
+        tree = write_tree(checkout.git, env)
     return Capture(tree=tree, notes=in_progress_notes(checkout))

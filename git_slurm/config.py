@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from git_slurm.capture import DEFAULT_MAX_UNTRACKED
 from git_slurm.errors import UsageError
 from git_slurm.gitcli import Git
 from git_slurm.repo import Checkout
@@ -40,6 +39,9 @@ def push_default(git: Git) -> Optional[bool]:
 
 def max_untracked_size(git: Git) -> Optional[int]:
     """`slurm.maxUntrackedSize` in bytes (git's k/m/g suffixes); 0 or less means no limit."""
+    # imported here: capture pulls in pygit2, which the post-checkout hook can't afford
+    from git_slurm.capture import DEFAULT_MAX_UNTRACKED
+
     rc, out, err = git.run("config", "--type=int", "--get", "slurm.maxUntrackedSize", check=False)
     if rc == 1:
         return DEFAULT_MAX_UNTRACKED

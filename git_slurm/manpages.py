@@ -17,7 +17,7 @@ from git_slurm import __version__
 
 MAN_DIR = Path(__file__).resolve().parent.parent / "man"
 # each module defines an `APP` (plumbum app class) and a `MANUAL` (ManSource)
-COMMAND_MODULES = ("git_slurm.cli.snapshot",)
+COMMAND_MODULES = ("git_slurm.cli.snapshot", "git_slurm.cli.gc")
 DATE = "2026-11-29"  # bump with the content; a generated date would make every build differ
 
 

@@ -60,6 +60,9 @@ class SnapshotRecord:
     launches: list[Launch] = field(default_factory=list)
     jobs: list[JobRef] = field(default_factory=list)
     version: int = FORMAT_VERSION
+    # False once its files were found to differ from its commit (a job edited one): from then
+    # on no new snapshot hard-links them (see materialize.py)
+    shareable: bool = True
 
     @property
     def branches(self) -> list[str]:
@@ -134,6 +137,14 @@ def tree_lock(common_dir: Path, tree: str) -> contextlib.AbstractContextManager[
     locks = common_dir / "git-slurm-locks"
     locks.mkdir(exist_ok=True)
     return _flock(locks / f"{tree[:2]}.lock")
+
+
+def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialise git-slurm's `git worktree add` within one repository: while git adds a
+    worktree it reads every other worktree's admin dir, and fails on one half made."""
+    locks = common_dir / "git-slurm-locks"
+    locks.mkdir(exist_ok=True)
+    return _flock(locks / "worktree-add.lock")
 
 
 def snapshot_worktrees(common_dir: Path) -> list[tuple[Path, SnapshotRecord]]:

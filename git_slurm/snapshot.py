@@ -16,6 +16,7 @@ from git_slurm import odb
 from git_slurm.branches import create_snapshot_branch, validate_prefix
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.links import Link, make_links, plan_links
+from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
 from git_slurm.push import PushResult, default_remote, push_branch
 from git_slurm.records import (
@@ -28,7 +29,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import Checkout
-from git_slurm.worktrees import add_worktree, ensure_worktree_dir, remove_worktree
+from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,11 @@ class Snapshot:
     reused: bool
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    materialised: Optional[Materialised] = None  # how a new worktree got its files
 
     def to_json(self) -> dict[str, Any]:
-        """The `--json` object of the contract (plus `tree`, `notes` and `seconds`)."""
+        """The `--json` object of the contract (plus `tree`, `notes`, `seconds` and how the
+        worktree was made: `materialised`, null when none was made or one was reused)."""
         return {
             "branch": str(self.branch),
             "commit": str(self.commit),
@@ -78,6 +81,7 @@ class Snapshot:
             "tree": str(self.tree),
             "notes": list(self.notes),
             "seconds": round(self.seconds, 3),
+            "materialised": None if self.materialised is None else self.materialised.to_json(),
         }
 
 
@@ -107,9 +111,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     base = odb.head_commit(repo)
     on_branch = odb.head_branch(repo)
     keep_out = [options.worktree_dir]
-    capture = capture_working_tree(
-        checkout, repo, max_untracked=options.max_untracked, keep_out=keep_out
-    )
+    capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
     dirty = base is None or odb.tree_of(repo, base) != capture.tree
     if not dirty:
         assert base is not None
@@ -128,33 +130,42 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         pushed = _push(checkout, options, branch, on_branch)
         if pushed.note:
             notes.append(pushed.note)
-        worktree: Optional[Path] = None
-        links: list[Link] = []
-        reused = False
+        placed = _Placement()
         if worktree_dir is not None:
-            worktree, links, reused = _materialise(
+            placed = _materialise(
                 checkout, worktree_dir, branch, commit, base, capture.tree, link_rels
             )
     except BaseException:
         odb.delete_branch_if(repo, branch, commit)
         raise
     workdir = None
-    if worktree is not None:
-        workdir = worktree / checkout.prefix if checkout.prefix else worktree
+    if placed.worktree is not None:
+        workdir = placed.worktree / checkout.prefix if checkout.prefix else placed.worktree
     return Snapshot(
         branch=branch,
         commit=commit,
         base=base,
         tree=capture.tree,
         dirty=dirty,
-        worktree=worktree,
+        worktree=placed.worktree,
         workdir=workdir,
-        links=links,
+        links=placed.links,
         pushed=pushed.remote,
-        reused=reused,
+        reused=placed.reused,
         notes=notes,
         seconds=time.monotonic() - started,
+        materialised=placed.materialised,
     )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where the snapshot's files are, and how they got there."""
+
+    worktree: Optional[Path] = None
+    links: list[Link] = field(default_factory=list)
+    reused: bool = False
+    materialised: Optional[Materialised] = None
 
 
 def _earlier_commit(checkout: Checkout, base: Optional[Oid], tree: Oid) -> Optional[Oid]:
@@ -188,14 +199,14 @@ def _materialise(
     base: Optional[Oid],
     tree: Oid,
     link_rels: list[str],
-) -> tuple[Path, list[Link], bool]:
-    """Reuse a worktree with the identical tree and links, else check out a new one."""
+) -> _Placement:
+    """Reuse a worktree with the identical tree and links, else make a new one."""
     with tree_lock(checkout.common_dir, tree):
         reused = _reuse(checkout, worktree_dir, branch, commit, tree, link_rels)
         if reused is not None:
-            return reused, _existing_links(reused, checkout.toplevel, link_rels), True
-        path, links = _new_worktree(checkout, worktree_dir, branch, commit, base, tree, link_rels)
-        return path, links, False
+            links = _existing_links(reused, checkout.toplevel, link_rels)
+            return _Placement(reused, links, reused=True)
+        return _new_worktree(checkout, worktree_dir, branch, commit, base, tree, link_rels)
 
 
 def _reuse(
@@ -226,11 +237,11 @@ def _new_worktree(
     base: Optional[Oid],
     tree: Oid,
     link_rels: list[str],
-) -> tuple[Path, list[Link]]:
+) -> _Placement:
     now = time.time()
     launch = Launch(branch=str(branch), commit=str(commit), time=now)
     path = worktree_dir / str(branch)
-    admin = add_worktree(checkout.git, path, commit, branch)
+    made = materialise(checkout.git, checkout.common_dir, path, commit, branch, base, link_rels)
     try:
         links = make_links(path, checkout.toplevel, link_rels)
         record = SnapshotRecord(
@@ -244,11 +255,11 @@ def _new_worktree(
             launches=[launch],
         )
         with repository_lock(checkout.common_dir):
-            write_record(admin, record)
+            write_record(made.admin, record)
     except BaseException:
         remove_worktree(checkout.git, path)
         raise
-    return path, links
+    return _Placement(path, links, materialised=made)
 
 
 def _reusable(

@@ -8,9 +8,18 @@ from pathlib import Path
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
-from git_slurm.records import LOCK_REASON_MARK, admin_dir_of
+from git_slurm.records import LOCK_REASON_MARK, admin_dir_of, creation_lock
 
 DEFAULT_DIR_NAME = "slurm-snapshots"
+
+# Bounded memory whatever the files: blobs above 32 MB are hashed, stored and checked out by
+# streaming rather than held whole (git's default threshold is 512 MB), and a pack is mapped
+# 32 MB at a time, 64 MB at most, rather than 1 GB windows up to 8 GB (mapped pages count as
+# resident). Only how such a blob is stored changes (a pack, not a loose object), never an id.
+STREAMING = (
+    "-c", "core.bigFileThreshold=32m",
+    "-c", "core.packedGitWindowSize=32m", "-c", "core.packedGitLimit=64m",
+)  # fmt: skip
 
 
 def ensure_worktree_dir(directory: Path) -> Path:
@@ -28,21 +37,53 @@ def ensure_worktree_dir(directory: Path) -> Path:
     return directory.resolve()
 
 
-def add_worktree(git: Git, path: Path, commit: Oid, branch: BranchName) -> Path:
-    """Check `commit` out at `path`, detached and locked from birth; return its admin dir.
+def add_worktree(
+    git: Git,
+    common_dir: Path,
+    path: Path,
+    commit: Oid,
+    branch: BranchName,
+    *,
+    checkout: bool = True,
+) -> Path:
+    """Make a worktree of `commit` at `path`, detached and locked from birth; return its
+    admin dir. With `checkout=False` it has HEAD but neither files nor an index yet.
 
     Detached, so the branch stays free for the user to check out; locked with a reason, so
     `git worktree prune` leaves it alone and `git worktree list` says what it is. Hooks are
-    off (NO_HOOKS in Git), so the user's post-checkout does not fire.
+    off (NO_HOOKS in Git), so the user's post-checkout does not fire. Only the admin dir is
+    made under the creation lock; the checkout (what `git worktree add` runs itself, `git
+    reset --hard`) runs outside it, with git's parallel checkout.
     """
     reason = f"{LOCK_REASON_MARK} {branch} (being made)"
-    git.run(
-        "worktree", "add", "--quiet", "--detach", "--lock", "--reason", reason, str(path), commit
-    )
+    with creation_lock(common_dir):
+        git.run(
+            "worktree", "add", "--quiet", "--detach", "--no-checkout", "--lock",
+            "--reason", reason, str(path), commit,
+        )  # fmt: skip
     admin = admin_dir_of(path)
     if admin is None:
         raise GitSlurmError(f"git worktree add made no worktree at {path}")
+    if checkout:
+        try:
+            files = (*STREAMING, *parallel_checkout(git))
+            Git(admin, path).run(*files, "reset", "--hard", "--quiet", "--no-recurse-submodules")
+        except BaseException:
+            remove_worktree(git, path)
+            raise
     return admin
+
+
+def parallel_checkout(git: Git) -> tuple[str, ...]:
+    """git's parallel checkout with one worker per core, unless the user chose a number.
+
+    Writing thousands of new files is mostly system time on a local disk and latency on a
+    parallel file system; both overlap across workers (about 25% faster on the 2-core
+    reference machine: benchmarks/). git < 2.32 ignores the setting.
+    """
+    if git.run("config", "--get", "checkout.workers", check=False)[0] == 0:
+        return ()
+    return ("-c", "checkout.workers=0")
 
 
 def remove_worktree(git: Git, path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pygit2
 import pytest
 from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative conftest import
+from plumbum import local
 from slurm_support import slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,12 @@ def hermetic_seal(
         "PATH",
         f"{ROOT / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
-    yield home
+    # plumbum copied os.environ when it was imported: give in-process git calls the seal too
+    with local.env():
+        for name in [n for n, _ in local.env if n not in os.environ]:
+            local.env.pop(name)
+        local.env.update(**os.environ)
+        yield home
     for level, value in saved.items():
         pygit2.settings.search_path[level] = value
 

@@ -60,6 +60,8 @@ def apply(root: Path, action: tuple[Any, ...]) -> None:
             path.symlink_to(str(action[2]))
         elif kind == "rename" and path.is_file() and not path.is_symlink():
             target = root / str(action[2])
+            if target == path:
+                return
             _clear(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.rename(target)

@@ -1,0 +1,238 @@
+"""`git slurm-gc`: remove stale snapshot worktrees that no job needs and no job wrote into."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Optional
+
+from plumbum import cli
+
+from git_slurm import config
+from git_slurm.age import parse_age
+from git_slurm.cli.base import GitSlurmApp, print_json, run_app
+from git_slurm.diskusage import human_bytes
+from git_slurm.errors import UsageError
+from git_slurm.gc import KEPT, PRUNED, REMOVED, GcReport, WorktreeReport, collect
+from git_slurm.gcbranches import DELETED, BranchReport
+from git_slurm.gitcli import Git
+from git_slurm.manpages import ManSource
+from git_slurm.repo import discover
+
+
+class GcApp(GitSlurmApp):
+    """Remove snapshot worktrees that git-slurm made and nothing needs any more: unused for
+    longer than AGE, no pending, running, requeued or unknown job, and no file a job wrote."""
+
+    PROGNAME = "git slurm-gc"
+    USAGE = "    git slurm-gc [options]\n"
+
+    older_than = cli.SwitchAttr(
+        "--older-than",
+        str,
+        argname="AGE",
+        help="remove snapshot worktrees unused for longer than AGE: 30m, 12h, 7d, 2w, or a git "
+        "date such as 2.weeks.ago (git config slurm.gcOlderThan, else 7d)",
+    )
+    branches = cli.Flag(
+        "--branches", help="also delete local snapshot branches older than AGE that nothing uses"
+    )
+    remote = cli.SwitchAttr(
+        "--remote",
+        str,
+        argname="NAME",
+        help="with --branches: delete those branches on remote NAME too, where they still "
+        "point at the snapshot",
+    )
+    dry_run = cli.Flag(["-n", "--dry-run"], help="say what would be removed; remove nothing")
+    force = cli.Flag(
+        "--force",
+        help="also remove worktrees that hold job-written files (never one with a live job)",
+    )
+    json = cli.Flag("--json", help="print exactly one JSON object on stdout, nothing else")
+
+    def main(self) -> int:
+        checkout = discover()
+        now = time.time()
+        text, seconds = self.age(checkout.git, now)
+        report = collect(
+            checkout,
+            older_than=seconds,
+            now=now,
+            force=self.force,
+            dry_run=self.dry_run,
+            branches=self.branches,
+            remote=self.remote,
+        )
+        if self.json:
+            print_json(to_json(report, text))
+        else:
+            print(describe(report, text))
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        return 0
+
+    def age(self, git: Git, now: float) -> tuple[str, float]:
+        """--older-than, else git config slurm.gcOlderThan, else 7d: as text and seconds."""
+        if self.older_than is not None:
+            return self.older_than, parse_age(self.older_than, now)
+        text = config.gc_older_than(git)
+        try:
+            return text, parse_age(text, now)
+        except UsageError as exc:
+            raise UsageError(f"git config slurm.gcOlderThan: {exc}") from exc
+
+
+def to_json(report: GcReport, age_text: str) -> dict[str, Any]:
+    data = report.to_json()
+    data["older_than_text"] = age_text
+    return data
+
+
+VERBS = {
+    (REMOVED, False): "removed",
+    (REMOVED, True): "would remove",
+    (PRUNED, False): "pruned",
+    (PRUNED, True): "would prune",
+    (KEPT, False): "kept",
+    (KEPT, True): "would keep",
+}
+
+
+def describe(report: GcReport, age_text: str) -> str:
+    """A line per worktree (and per branch deleted or kept for a reason worth saying), then
+    the totals."""
+    lines = [worktree_line(w, report.dry_run) for w in report.worktrees]
+    lines += [branch_line(b, report.dry_run) for b in report.branches if _worth_a_line(b)]
+    lines.append(summary(report, age_text))
+    return "\n".join(lines)
+
+
+def worktree_line(w: WorktreeReport, dry_run: bool) -> str:
+    verb = VERBS[(w.action, dry_run)]
+    size = f", {human_bytes(w.freed_bytes)}" if w.action != KEPT else ""
+    if size and w.shared_files:
+        size += f" + {w.shared_files} files shared with other snapshots"
+    return f"{verb} {w.path}: {w.detail}{size}"
+
+
+def _worth_a_line(b: BranchReport) -> bool:
+    return b.action == DELETED or b.reason not in ("younger", "in-use")
+
+
+def branch_line(b: BranchReport, dry_run: bool) -> str:
+    if b.action == DELETED:
+        verb = "would delete" if dry_run else "deleted"
+        where = f" (and on {b.remote})" if b.remote else ""
+        return f"{verb} branch {b.name}{where}"
+    return f"{'would keep' if dry_run else 'kept'} branch {b.name}: {b.detail}"
+
+
+def summary(report: GcReport, age_text: str) -> str:
+    """`3 snapshot worktrees (--older-than 7d): removed 1, pruned 0, kept 2; freed 1.2 GiB`."""
+    dry = report.dry_run
+    freed_bytes, still_linked = report.freed()
+    freed = human_bytes(freed_bytes)
+    if still_linked:
+        freed = f"at least {freed} ({still_linked} files are hard-linked from elsewhere)"
+    verbs = ((REMOVED, "remove"), (PRUNED, "prune"), (KEPT, "keep"))
+    counts = ", ".join(f"{_verb(verb, dry)} {report.count(action)}" for action, verb in verbs)
+    noun = "worktree" if len(report.worktrees) == 1 else "worktrees"
+    text = f"{len(report.worktrees)} snapshot {noun} (--older-than {age_text}): {counts}"
+    text += f"; {_verb('free', dry)} {freed}"
+    if report.branches:
+        deleted = sum(1 for b in report.branches if b.action == DELETED)
+        text += f"; {_verb('delete', dry)} {deleted} branches"
+    return f"dry run: {text}" if dry else text
+
+
+def _verb(verb: str, dry_run: bool) -> str:
+    if dry_run:
+        return f"would {verb}"
+    return {"keep": "kept", "free": "freed"}.get(verb, f"{verb.rstrip('e')}ed")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_app(GcApp, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+APP = GcApp
+MANUAL = ManSource(
+    name="git-slurm-gc",
+    summary="remove stale snapshot worktrees without hurting a job or losing a file",
+    synopsis="git slurm-gc [--older-than AGE] [--branches [--remote NAME]] [-n | --dry-run] "
+    "[--force] [--json]",
+    description=[
+        "Snapshot worktrees made by git slurm-snapshot are full checkouts; on a cluster with a "
+        "small home quota they must be reclaimed. git slurm-gc removes those that nothing "
+        "needs any more, and says for every other one why it stays.",
+        "Only worktrees that git-slurm made are considered: it recognises them by the record "
+        "it keeps in the worktree's admin dir (git-slurm.json), never by name. A snapshot "
+        "that crashed while being made (locked as being made, no record) counts as well once "
+        "it has not changed for 15 minutes.",
+        "A worktree is removed when all of these hold: it was last used (made, or reused by a "
+        "launch) more than AGE ago; no launch is between making it and recording its jobs (15 "
+        "minutes); none of its recorded jobs is live; and it holds no file a job wrote.",
+        "A job is live while it is pending, running, requeued or suspended, and also when its "
+        "state cannot be read: SLURM jobs are asked with one squeue call for all of them (and "
+        "one sacct call for those squeue no longer lists), within 10 seconds; when squeue is "
+        "missing, fails or does not answer in time, every SLURM job counts as live. A job "
+        "that the controller no longer knows has ended. A local job is live while its process "
+        "runs (same pid and start time, not a zombie); a local job of another host counts as "
+        "live.",
+        "Job-written files are what git status shows in the worktree besides the snapshot's "
+        "own links: untracked and ignored files (a wandb/ directory, checkpoints, logs) and "
+        "changed tracked files. A worktree that holds any is kept and the paths are reported, "
+        "unless --force is given. Paths behind a symlink are not in the worktree and do not "
+        "count.",
+        "Removal is git worktree unlock followed by git worktree remove: symlinks are removed "
+        "as links, and nothing behind them is ever followed, so the outputs in the original "
+        "checkout stay as they are. A snapshot worktree whose directory vanished (a scratch "
+        "purge) is unlocked and its admin dir pruned with git worktree prune (or, when that "
+        "would also prune worktrees of your own, with git worktree remove for just that one).",
+        "Deciding and removing happen under the repository lock that git slurm-snapshot takes "
+        "when it reuses a worktree, and a worktree whose record changed while gc ran is kept, "
+        "so neither a second gc nor a launch can interleave with a removal.",
+        "With --branches, local snapshot branches are deleted too when they were created more "
+        "than AGE ago, still point at the snapshot commit, are checked out nowhere, and no "
+        "kept worktree was launched from them. Branches pushed to a remote stay there unless "
+        "--remote NAME is given as well; a remote branch is deleted only while it still points "
+        "at the snapshot commit (--force-with-lease).",
+        "The report has a line per snapshot worktree (removed, pruned or kept, with the "
+        "reason: live job 1234 RUNNING, holds 3 job-written files, last used 2d ago) and the "
+        "disk freed, as du counts it: a file that snapshots share through hard links counts "
+        "once, when its last link goes; one still linked from a kept snapshot is not counted, "
+        "and the total then says at least. --dry-run prints the same report and changes "
+        "nothing.",
+    ],
+    configuration=[
+        ("slurm.gcOlderThan", "default for --older-than (7d)."),
+        ("slurm.worktreeDir", "where git slurm-snapshot makes worktrees; gc finds them anyway."),
+    ],
+    exit_status=[
+        (
+            "0",
+            "gc did what it could; kept worktrees and their reasons are in the report, and "
+            "a removal that failed is a warning on stderr.",
+        ),
+        ("1", "git failed while gc read the repository."),
+        ("2", "bad input: an unknown AGE form, --remote without --branches, no such remote."),
+        ("3", "not inside a work tree, or a bare repository."),
+    ],
+    examples=[
+        ("See what a week-old cleanup would do:", "git slurm-gc --older-than 7d --dry-run"),
+        (
+            "Remove the snapshot worktrees unused for two weeks:",
+            "git slurm-gc --older-than 2.weeks.ago",
+        ),
+        (
+            "Also delete the snapshot branches, here and on origin:",
+            "git slurm-gc --older-than 30d --branches --remote origin",
+        ),
+        ("Report for a script:", "git slurm-gc --json"),
+    ],
+)

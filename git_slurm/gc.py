@@ -1,0 +1,593 @@
+"""`git slurm-gc`: remove stale snapshot worktrees without hurting a job or losing a file.
+
+A worktree is removed only when every rule lets it go:
+
+1. git-slurm made it: its admin dir holds our record, or (a snapshot that crashed while being
+   made) our "being made" lock reason and no record, untouched for `IN_USE_GRACE`. A lock
+   with someone else's reason means "keep it" and is obeyed.
+2. It was last used more than `older_than` ago (a reused worktree is young again), and a launch
+   is not between making the snapshot and recording its jobs (`IN_USE_GRACE`).
+3. None of its recorded jobs is live (`jobstate`: pending, running, requeued, unknown ...).
+4. It holds no file a job wrote, unless `force`: everything `git status` shows besides the
+   snapshot's own links would be lost with it.
+
+Rules 1-2 are read without a lock and the jobs asked for in one batch; rule 4 and the removal
+run under `repository_lock`, after checking that the record did not change meanwhile, so a
+snapshot reusing the worktree (which bumps `last_used` under the same lock) never interleaves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional
+
+from git_slurm import gcbranches
+from git_slurm.age import format_age as _ago
+from git_slurm.diskusage import Usage, freeable, freed
+from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.gitcli import Git
+from git_slurm.jobstate import JobStatus, job_states
+from git_slurm.records import (
+    LOCK_REASON_MARK,
+    JobRef,
+    SnapshotRecord,
+    read_record,
+    repository_lock,
+)
+from git_slurm.repo import Checkout
+
+# How long a snapshot may be "in the making" or "being handed to jobs": a worktree locked as
+# being made whose admin dir changed within this time, or a launch younger than this with no
+# job recorded after it, is never removed, whatever --older-than says.
+IN_USE_GRACE = 15 * 60.0
+BEING_MADE = "(being made)"
+JOB_QUERY_TIMEOUT = 10.0
+MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
+
+REMOVED, PRUNED, KEPT = "removed", "pruned", "kept"
+
+
+@dataclass(frozen=True)
+class JobReport:
+    id: str
+    kind: str
+    host: str
+    state: str
+    live: bool
+    detail: str
+
+
+@dataclass
+class WorktreeReport:
+    """What gc did with one snapshot worktree, and why."""
+
+    path: str
+    id: str  # the admin dir's name under <common dir>/worktrees/
+    branches: list[str]
+    last_used: Optional[float]  # None: a half-made snapshot without record
+    action: str  # removed | pruned | kept (with dry_run: what would happen)
+    reason: str  # unused | vanished | younger | in-use | current | locked | live-job | job-files
+    # | failed
+    detail: str  # the reason for a person
+    jobs: list[JobReport] = field(default_factory=list)
+    job_files: list[str] = field(default_factory=list)  # at most MAX_LISTED_FILES
+    job_files_count: int = 0
+    freed_bytes: int = 0  # blocks only this worktree held (files shared with others: below)
+    shared_files: int = 0  # its files with hard links elsewhere (other snapshots, mostly)
+    usage: Usage = field(default_factory=Usage, repr=False, compare=False)  # not in JSON
+
+
+@dataclass
+class GcReport:
+    """Everything one `git slurm-gc` run did (or, with dry_run, would do)."""
+
+    dry_run: bool
+    force: bool
+    older_than: float
+    now: float
+    worktrees: list[WorktreeReport] = field(default_factory=list)
+    branches: list[gcbranches.BranchReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, action: str) -> int:
+        return sum(1 for w in self.worktrees if w.action == action)
+
+    def freed(self) -> tuple[int, int]:
+        """(bytes freed, hard-linked files whose data stays because a link is left elsewhere):
+        a file shared by removed snapshots counts once, when its last link went."""
+        return freed(w.usage for w in self.worktrees if w.action != KEPT)
+
+    @property
+    def freed_bytes(self) -> int:
+        return self.freed()[0]
+
+    @property
+    def freed_is_lower_bound(self) -> bool:
+        return self.freed()[1] > 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for worktree in data["worktrees"]:
+            del worktree["usage"]
+        freed_bytes, still_linked = self.freed()
+        data.update(
+            removed=self.count(REMOVED),
+            pruned=self.count(PRUNED),
+            kept=self.count(KEPT),
+            freed_bytes=freed_bytes,
+            freed_is_lower_bound=still_linked > 0,
+            seconds=round(self.seconds, 3),
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A worktree git-slurm made, as found before taking the lock."""
+
+    admin: Path
+    worktree: Path
+    record: Optional[SnapshotRecord]  # None: locked as being made, no record (yet)
+
+    @property
+    def id(self) -> str:
+        return self.admin.name
+
+    @property
+    def branches(self) -> list[str]:
+        return self.record.branches if self.record else []
+
+
+def collect(
+    checkout: Checkout,
+    *,
+    older_than: float,
+    now: float,
+    force: bool,
+    dry_run: bool,
+    branches: bool,
+    remote: Optional[str],
+    job_timeout: float = JOB_QUERY_TIMEOUT,
+) -> GcReport:
+    """Remove (or with `dry_run` only report) the snapshot worktrees nothing needs any more."""
+    started = time.monotonic()
+    if older_than < 0:
+        raise UsageError("the age must not be negative")
+    if remote is not None:
+        gcbranches.check_remote(checkout.git, remote, branches)
+    report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
+    candidates = find_candidates(checkout.common_dir)
+    due = survey(report, candidates, checkout)
+    statuses = job_states(_jobs_of(due), job_timeout) if _jobs_of(due) else {}
+    settle_all(report, checkout, due, statuses)
+    if branches:
+        known = [c.record for c in candidates if c.record is not None]
+        gone = {w.id for w in report.worktrees if w.action != KEPT}
+        report.branches = gcbranches.collect_branches(
+            checkout, known, gone, older_than=older_than, now=now, dry_run=dry_run, remote=remote
+        )
+    report.warnings.extend(w.detail for w in report.worktrees if w.reason == "failed")
+    report.warnings.extend(b.warning for b in report.branches if b.warning)
+    report.worktrees.sort(key=lambda w: w.path)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def survey(report: GcReport, candidates: list[Candidate], checkout: Checkout) -> list[Candidate]:
+    """Report those kept for their age or use alone; return the others, due for a closer look."""
+    due = []
+    for candidate in candidates:
+        kept = precheck(candidate, checkout, report.older_than, report.now)
+        if kept is not None:
+            report.worktrees.append(kept)
+        else:
+            due.append(candidate)
+    return due
+
+
+def settle_all(
+    report: GcReport, checkout: Checkout, due: list[Candidate], statuses: dict[str, JobStatus]
+) -> None:
+    """Decide on (and unless dry_run remove) every due worktree, then prune the vanished."""
+    # Measured before anything goes: snapshots hard-link the files they share, and a link
+    # count read after a sibling's removal would make the shared data look like this one's.
+    usages = {c.id: measure(c) for c in due if not _live_jobs(c, statuses)}
+    for candidate in due:
+        usage = usages.get(candidate.id)
+        outcome = settle(
+            checkout, candidate, statuses, force=report.force, dry_run=report.dry_run, usage=usage
+        )
+        if outcome is not None:  # None: a concurrent gc removed it meanwhile
+            report.worktrees.append(outcome)
+    vanished = [w for w in report.worktrees if w.action == PRUNED]
+    if vanished and not report.dry_run:
+        report.warnings.extend(prune_vanished(checkout, vanished))
+
+
+# ---- finding our worktrees ---------------------------------------------------------------
+
+
+def find_candidates(common_dir: Path) -> list[Candidate]:
+    """Every worktree git-slurm made in this repository: by record, never by name."""
+    found = []
+    for admin in sorted((common_dir / "worktrees").glob("*")):
+        record = read_record(admin)
+        if record is None and not being_made(admin):
+            continue
+        worktree = worktree_of(admin) or (Path(record.worktree) if record else None)
+        if worktree is not None:
+            found.append(Candidate(admin, worktree, record))
+    return found
+
+
+def worktree_of(admin: Path) -> Optional[Path]:
+    """Where git itself believes the worktree is (`gitdir` names its `.git` file)."""
+    try:
+        text = (admin / "gitdir").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(text).parent if text else None
+
+
+def being_made(admin: Path) -> bool:
+    """Locked by `worktrees.add_worktree` and never given a record: made, or crashed, by us."""
+    try:
+        reason = (admin / "locked").read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return reason.startswith(LOCK_REASON_MARK) and reason.endswith(BEING_MADE)
+
+
+def last_activity(candidate: Candidate) -> float:
+    """When a half-made snapshot last changed: its admin dir, its files, the worktree's top."""
+    paths = [candidate.admin, *candidate.admin.iterdir(), candidate.worktree]
+    times = []
+    for path in paths:
+        try:
+            times.append(path.lstat().st_mtime)
+        except OSError:
+            continue
+    return max(times, default=0.0)
+
+
+# ---- the checks before the lock ----------------------------------------------------------
+
+
+def precheck(
+    candidate: Candidate, checkout: Checkout, older_than: float, now: float
+) -> Optional[WorktreeReport]:
+    """The report of a worktree that is kept for its age or use alone; None when it is due."""
+    if _same_path(candidate.worktree, checkout.toplevel):
+        return kept(candidate, "current", "gc runs inside this worktree")
+    if candidate.record is None:
+        return _precheck_half_made(candidate, older_than, now)
+    foreign = foreign_lock(candidate.admin)
+    if foreign is not None:
+        return kept(candidate, "locked", f"locked by someone else: {foreign}")
+    record = candidate.record
+    age = now - record.last_used
+    if age <= older_than:
+        return kept(
+            candidate, "younger", f"last used {_ago(age)} ago, younger than {_ago(older_than)}"
+        )
+    handing = handing_to_jobs(record, now)
+    if handing is not None:
+        return kept(candidate, "in-use", handing)
+    return None
+
+
+def _precheck_half_made(
+    candidate: Candidate, older_than: float, now: float
+) -> Optional[WorktreeReport]:
+    try:
+        idle = now - last_activity(candidate)
+    except OSError:
+        return None  # the admin dir vanished: settle() finds out under the lock
+    if idle <= IN_USE_GRACE:
+        return kept(candidate, "in-use", f"a snapshot is being made (changed {_ago(idle)} ago)")
+    if idle <= older_than:
+        return kept(candidate, "younger", f"half made, younger than {_ago(older_than)}")
+    return None
+
+
+def foreign_lock(admin: Path) -> Optional[str]:
+    """The reason of a lock that is not git-slurm's: whoever locked it wants it kept."""
+    reason = _lock_reason(admin)
+    if reason is None or reason.startswith(LOCK_REASON_MARK):
+        return None
+    return reason.strip() or "no reason given"
+
+
+def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
+    """Why a just-launched worktree must stay although --older-than says otherwise, if it must.
+
+    A launch makes (or reuses) the snapshot, submits the jobs and only then records them: in
+    between, no record shows that jobs are about to run here.
+    """
+    launched = max((launch.time for launch in record.launches), default=record.created)
+    since = now - launched
+    if since > IN_USE_GRACE or any(job.submitted >= launched for job in record.jobs):
+        return None
+    return f"launched {_ago(since)} ago; its jobs may not be recorded yet"
+
+
+def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:
+    return [job for c in candidates if c.record for job in c.record.jobs]
+
+
+# ---- deciding and removing under the lock ------------------------------------------------
+
+
+def settle(
+    checkout: Checkout,
+    candidate: Candidate,
+    statuses: dict[str, JobStatus],
+    *,
+    force: bool,
+    dry_run: bool,
+    usage: Optional[Usage] = None,
+) -> Optional[WorktreeReport]:
+    """Remove one due worktree, or say why not; None when it is gone already."""
+    jobs = _live_jobs(candidate, statuses, live_only=False)
+    live = [job for job in jobs if job.live]
+    if live:
+        return kept(candidate, "live-job", _live_detail(live), jobs=jobs)
+    with repository_lock(checkout.common_dir):
+        if not candidate.admin.is_dir():
+            return None
+        if _changed(candidate):
+            return kept(candidate, "in-use", "used again while gc ran", jobs=jobs)
+        usage = usage or measure(candidate)
+        if not os.path.lexists(candidate.worktree / ".git"):
+            return _vanished(checkout, candidate, jobs, usage, dry_run)
+        return _remove_if_clean(checkout, candidate, jobs, usage, force=force, dry_run=dry_run)
+
+
+def _live_jobs(
+    candidate: Candidate, statuses: dict[str, JobStatus], live_only: bool = True
+) -> list[JobReport]:
+    """The candidate's jobs with their states (only the live ones, unless told otherwise)."""
+    jobs = [_job_report(job, statuses) for job in candidate.record.jobs] if candidate.record else []
+    return [job for job in jobs if job.live or not live_only]
+
+
+def measure(candidate: Candidate) -> Usage:
+    """The disk a worktree and its admin dir hold (the worktree may have vanished)."""
+    usage = freeable(candidate.worktree)
+    usage.merge(freeable(candidate.admin))
+    return usage
+
+
+def _changed(candidate: Candidate) -> bool:
+    """Did a snapshot or launch touch the record since gc read it?"""
+    now_record = read_record(candidate.admin)
+    if candidate.record is None:
+        return now_record is not None or not being_made(candidate.admin)
+    return now_record is None or now_record.to_json() != candidate.record.to_json()
+
+
+def _vanished(
+    checkout: Checkout, candidate: Candidate, jobs: list[JobReport], usage: Usage, dry_run: bool
+) -> WorktreeReport:
+    """The directory is gone (a scratch purge): only the admin dir is left to prune."""
+    if not dry_run:  # git worktree prune skips locked worktrees
+        checkout.git.run("worktree", "unlock", str(candidate.worktree), check=False)
+    return _outcome(
+        candidate, PRUNED, "vanished", "directory gone; admin record pruned", jobs, usage
+    )
+
+
+def _remove_if_clean(
+    checkout: Checkout,
+    candidate: Candidate,
+    jobs: list[JobReport],
+    usage: Usage,
+    *,
+    force: bool,
+    dry_run: bool,
+) -> WorktreeReport:
+    try:
+        files = job_written_files(candidate)
+    except GitSlurmError as exc:
+        if not force:
+            return kept(candidate, "failed", f"cannot inspect it: {exc}", jobs=jobs)
+        files = []
+    if files and not force:
+        report = kept(candidate, "job-files", f"holds {job_files_detail(files)}", jobs=jobs)
+        return _with_files(report, files)
+    if not dry_run:
+        failure = remove_worktree(checkout.git, candidate)
+        if failure is not None:
+            report = kept(candidate, "failed", failure, jobs=jobs)
+            return _with_files(report, files)
+    detail = "unused" + (f"; --force: also its {job_files_detail(files)}" if files else "")
+    return _with_files(_outcome(candidate, REMOVED, "unused", detail, jobs, usage), files)
+
+
+def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
+    """`git worktree unlock` + `git worktree remove`: links go as links, nothing behind them
+    is followed. On failure the lock is put back, so the worktree stays protected."""
+    reason = _lock_reason(candidate.admin)
+    path = str(candidate.worktree)
+    git.run("worktree", "unlock", path, check=False)
+    rc, _, err = git.run("worktree", "remove", "--force", path, check=False)
+    if rc == 0:
+        return None
+    if candidate.admin.is_dir() and reason is not None:
+        git.run("worktree", "lock", "--reason", reason, path, check=False)
+    last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
+    return f"git worktree remove failed: {last.strip()}"
+
+
+def _lock_reason(admin: Path) -> Optional[str]:
+    try:
+        return (admin / "locked").read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def prune_vanished(checkout: Checkout, vanished: list[WorktreeReport]) -> list[str]:
+    """`git worktree prune` for our vanished worktrees (unlocked by `_vanished`).
+
+    Plain prune would also prune the user's own vanished worktrees, which gc must not touch:
+    it runs only when its dry run names ours alone; otherwise each of ours goes by itself.
+    """
+    git = checkout.git
+    ours = {w.id for w in vanished}
+    _, out, err = git.run("worktree", "prune", "--dry-run", "--verbose", check=False)
+    would = {_pruned_id(line) for line in (out + err).splitlines() if _pruned_id(line)}
+    if would and would <= ours:
+        git.run("worktree", "prune", check=False)
+    else:  # `remove` of a missing directory deletes just its admin dir, as prune would
+        for w in vanished:
+            git.run("worktree", "remove", "--force", "--force", w.path, check=False)
+    admin_dirs = checkout.common_dir / "worktrees"
+    return [f"could not prune {w.path}" for w in vanished if (admin_dirs / w.id).exists()]
+
+
+def _pruned_id(line: str) -> Optional[str]:
+    """`Removing worktrees/<id>: <why>` -> id."""
+    head = line.strip().partition(":")[0]
+    return head.removeprefix("Removing worktrees/") if head.startswith("Removing ") else None
+
+
+# ---- what jobs wrote ---------------------------------------------------------------------
+
+
+def job_written_files(candidate: Candidate) -> list[str]:
+    """Paths in the worktree that are not the snapshot's and not its links.
+
+    `git status` against the snapshot commit lists them: untracked and ignored files (a job's
+    `wandb/` is usually ignored) and changed tracked files. Left out: the recorded link paths
+    while they are symlinks (removal unlinks them, nothing behind them is touched), paths
+    behind any symlink (not in the worktree at all), and paths that no longer exist.
+    """
+    git = Git(candidate.admin, candidate.worktree)
+    rc, out, err = git.run(
+        "--no-optional-locks",
+        "-c",
+        "core.fsmonitor=false",
+        # hard links between snapshots (materialize.py) move every copy's ctime
+        "-c",
+        "core.trustctime=false",
+        "status",
+        "--porcelain",
+        "-z",
+        "--ignored",
+        "--untracked-files=all",
+        check=False,
+    )
+    if rc != 0:
+        last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
+        raise GitSlurmError(f"git status failed: {last.strip()}")
+    links = set(candidate.record.links) if candidate.record else None
+    return [
+        path
+        for path in status_paths(out)
+        if holds_data(candidate.worktree, path.rstrip("/"), links)
+    ]
+
+
+def status_paths(porcelain_z: str) -> list[str]:
+    """The paths of `git status --porcelain -z` (a rename's source entry is skipped)."""
+    paths, fields, i = [], porcelain_z.split("\0"), 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            i += 1  # the next field is where it was renamed or copied from
+    return paths
+
+
+def holds_data(worktree: Path, rel: str, links: Optional[set[str]]) -> bool:
+    """Would removing the worktree lose what is at `rel`?
+
+    `links` None (a half-made snapshot, whose link list is unknown): any symlink counts as one
+    of its links: a symlink holds no data of its own, and no job ever ran there.
+    """
+    parts = PurePosixPath(rel).parts
+    for depth in range(1, len(parts)):
+        if worktree.joinpath(*parts[:depth]).is_symlink():
+            return False  # behind a link: the file lives elsewhere, removal never goes there
+    path = worktree.joinpath(*parts)
+    if not os.path.lexists(path):
+        return False
+    return not (path.is_symlink() and (links is None or rel in links))
+
+
+def job_files_detail(files: Sequence[str]) -> str:
+    """`3 job-written files: wandb/ (2), model.ckpt`, grouped by top-level entry."""
+    groups: dict[str, int] = {}
+    for path in files:
+        top, slash, _ = path.partition("/")
+        groups[top + slash] = groups.get(top + slash, 0) + 1
+    shown = [f"{name} ({n})" if name.endswith("/") else name for name, n in groups.items()]
+    more = f", +{len(shown) - 5} more" if len(shown) > 5 else ""
+    noun = "file" if len(files) == 1 else "files"
+    return f"{len(files)} job-written {noun}: {', '.join(shown[:5])}{more}"
+
+
+# ---- reports -----------------------------------------------------------------------------
+
+
+def kept(
+    candidate: Candidate, reason: str, detail: str, jobs: Iterable[JobReport] = ()
+) -> WorktreeReport:
+    return _outcome(candidate, KEPT, reason, detail, list(jobs), Usage())
+
+
+def _outcome(
+    candidate: Candidate,
+    action: str,
+    reason: str,
+    detail: str,
+    jobs: list[JobReport],
+    usage: Usage,
+) -> WorktreeReport:
+    return WorktreeReport(
+        path=str(candidate.worktree),
+        id=candidate.id,
+        branches=candidate.branches,
+        last_used=candidate.record.last_used if candidate.record else None,
+        action=action,
+        reason=reason,
+        detail=detail,
+        jobs=jobs,
+        freed_bytes=usage.bytes,
+        shared_files=usage.shared_files,
+        usage=usage,
+    )
+
+
+def _with_files(report: WorktreeReport, files: list[str]) -> WorktreeReport:
+    report.job_files = files[:MAX_LISTED_FILES]
+    report.job_files_count = len(files)
+    return report
+
+
+def _job_report(job: JobRef, statuses: dict[str, JobStatus]) -> JobReport:
+    status = statuses.get(job.id, JobStatus("UNKNOWN", True, "not asked"))
+    return JobReport(job.id, job.kind, job.host, status.state, status.live, status.detail)
+
+
+def _live_detail(live: list[JobReport]) -> str:
+    first = live[0]
+    label = "local job" if first.kind == "local" else "live job"
+    more = f" (+{len(live) - 1} more)" if len(live) > 1 else ""
+    why = f", {first.detail}" if first.state == "UNKNOWN" and first.detail else ""
+    return f"{label} {first.id} {first.state}{why}{more}"
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

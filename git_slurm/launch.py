@@ -1,0 +1,206 @@
+"""What a launcher asks of git-slurm: one snapshot per launch, and the jobs recorded with it.
+
+The launcher runs the `git slurm-snapshot --json` command (the design's contract) rather than the
+Python API, so that a launch snapshots exactly as the user's own `git slurm-snapshot` would, with
+the same git config, hooks switched off, and errors in the same words. Core returns data: the
+Hydra plugin logs it and turns failures into its own exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from git_slurm.errors import GitSlurmError
+from git_slurm.records import JobRef, SnapshotRecord, add_jobs
+
+SNAPSHOT_TIMEOUT = 900.0  # a first push of a big repository can be slow; never hang forever
+SCRIPT = "git-slurm-snapshot"
+
+
+@dataclass(frozen=True)
+class SnapshotSettings:
+    """The `snapshot` block of the launcher config, as `git slurm-snapshot` options."""
+
+    branch_prefix: str = "slurm-job"
+    symlink_paths: tuple[str, ...] = ("outputs", "multirun", ".submitit")
+    push_to_remote: bool = True
+    worktree_dir: Optional[str] = None
+    message: Optional[str] = None
+
+    def options(self) -> list[str]:
+        """Command-line options; `push_to_remote: true` keeps the tool's default (push when a
+        remote exists, warn when that fails) so that a repository without a remote still
+        launches; false never pushes."""
+        argv = ["--json", "--prefix", self.branch_prefix]
+        for path in self.symlink_paths:
+            argv += ["--link", path]
+        if self.worktree_dir is not None:
+            argv += ["--worktree-dir", str(Path(self.worktree_dir).expanduser())]
+        if not self.push_to_remote:
+            argv.append("--no-push")
+        if self.message:
+            argv += ["-m", self.message]
+        return argv
+
+
+@dataclass(frozen=True)
+class LaunchSnapshot:
+    """One launch's snapshot, as `git slurm-snapshot --json` reported it, plus where it ran."""
+
+    branch: str
+    commit: str
+    base: Optional[str]
+    dirty: bool
+    worktree: Path
+    workdir: Path  # the launch directory's counterpart inside the worktree
+    origin: Path  # root of the original checkout
+    launch_dir: Path  # where the user launched from, in the original checkout
+    pushed: Optional[str]
+    reused: bool
+    notes: tuple[str, ...]
+    seconds: float  # wall time of the whole command, as the launcher waited for it
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], launch_dir: Path, seconds: float) -> LaunchSnapshot:
+        if not data.get("worktree") or not data.get("workdir"):
+            raise GitSlurmError("git slurm-snapshot made no worktree; the jobs need one")
+        worktree, workdir = Path(data["worktree"]), Path(data["workdir"])
+        return cls(
+            branch=data["branch"],
+            commit=data["commit"],
+            base=data.get("base"),
+            dirty=bool(data["dirty"]),
+            worktree=worktree,
+            workdir=workdir,
+            origin=original_root(launch_dir, workdir.relative_to(worktree)),
+            launch_dir=launch_dir,
+            pushed=data.get("pushed"),
+            reused=bool(data.get("reused")),
+            notes=tuple(data.get("notes") or ()),
+            seconds=seconds,
+        )
+
+    def summary(self) -> str:
+        """One line for the launch log: what runs, from where, and what it cost."""
+        state = "dirty: uncommitted changes included" if self.dirty else "clean"
+        made = "reused" if self.reused else "new"
+        pushed = f"pushed to {self.pushed}" if self.pushed else "not pushed"
+        return (
+            f"snapshot {self.branch} at {self.commit[:12]} ({state}), {made} worktree "
+            f"{self.worktree}, {pushed}, took {self.seconds:.2f} s"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What each job's output dir keeps: the code it ran, and where that was."""
+        return {
+            "branch": self.branch,
+            "commit": self.commit,
+            "base": self.base,
+            "dirty": self.dirty,
+            "worktree": str(self.worktree),
+            "workdir": str(self.workdir),
+            "origin": str(self.origin),
+            "launch_dir": str(self.launch_dir),
+            "pushed": self.pushed,
+        }
+
+
+def original_root(launch_dir: Path, prefix: Path) -> Path:
+    """The original checkout's root: `launch_dir` minus the worktree-relative `prefix`."""
+    root = launch_dir.resolve()
+    for _ in prefix.parts:
+        root = root.parent
+    return root
+
+
+def snapshot_environment() -> dict[str, str]:
+    """The caller's environment with this interpreter's bin dir first on PATH, so that
+    `.venv/bin/python app.py` finds the `git-slurm-snapshot` installed beside it."""
+    env = dict(os.environ)
+    here = str(Path(sys.executable).parent)  # not resolved: a venv's python is a symlink
+    env["PATH"] = os.pathsep.join([here, env.get("PATH", "")]) if env.get("PATH") else here
+    return env
+
+
+def snapshot_command(env: dict[str, str]) -> list[str]:
+    """`git slurm-snapshot` when git can find it, else the same app through this interpreter."""
+    if shutil.which(SCRIPT, path=env.get("PATH")):
+        return ["git", "slurm-snapshot"]
+    return [sys.executable, "-m", "git_slurm.cli.snapshot"]
+
+
+def error_line(stderr: str, returncode: int) -> str:
+    """The tool's one `error: ...` line, without the prefix (or its last words, if none)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith("error: "):
+            return line[len("error: ") :]
+    return lines[-1] if lines else f"git slurm-snapshot exited with status {returncode}"
+
+
+def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapshot:
+    """Run `git slurm-snapshot --json` in `launch_dir`; any failure is a GitSlurmError."""
+    env = snapshot_environment()
+    argv = snapshot_command(env) + settings.options()
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=launch_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SNAPSHOT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise GitSlurmError(error_line(done.stderr, done.returncode))
+    try:
+        data = json.loads(done.stdout)
+    except ValueError as exc:
+        raise GitSlurmError(f"git slurm-snapshot printed no JSON: {done.stdout[:200]!r}") from exc
+    return LaunchSnapshot.from_json(data, launch_dir, seconds)
+
+
+def process_start_ticks(pid: int) -> Optional[int]:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None when gone.
+
+    Together with the pid it names one process for good: `git slurm-gc` compares it to tell a
+    live job from an unrelated process that reuses the number.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return parse_start_ticks(stat)
+
+
+def parse_start_ticks(stat: str) -> int:
+    """Field 22 of a /proc/PID/stat line, whose field 2 is a command name that may hold spaces
+    and parentheses: count from the last ')'."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[22 - 3])  # fields[0] is field 3 (state)
+
+
+def job_ref(job_id: str, kind: str) -> JobRef:
+    """The record of one submitted job: a SLURM job id, or a local job's process id."""
+    if kind == "local":
+        return JobRef(id=job_id, kind=kind, start_ticks=process_start_ticks(int(job_id)))
+    return JobRef(id=job_id, kind=kind)
+
+
+def record_jobs(snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str) -> SnapshotRecord:
+    """Remember with the snapshot worktree which jobs run from it (for gc and for the user)."""
+    return add_jobs(snapshot.worktree, [job_ref(job_id, kind) for job_id in job_ids])

@@ -1,0 +1,282 @@
+"""What the post-checkout reminder has to say: stale snapshot worktrees, live jobs, and whether
+the branch just checked out is a snapshot branch.
+
+A hook has about 150 ms and must never wait for SLURM or walk 50 checkouts, so job states and
+worktree sizes come from a cache in the common git dir. When the cache is older than
+`REFRESH_AFTER`, the hook starts `refresh_cache` in a detached process and answers from what
+the cache already holds: the numbers may lag by one refresh; the checkout never waits, however
+slow or absent the SLURM controller. A job state that is final stays in the cache, so once
+every job has ended SLURM is not asked again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from git_slurm import config
+from git_slurm.age import parse_age
+from git_slurm.diskusage import freeable
+from git_slurm.gitcli import Git
+from git_slurm.jobstate import UNKNOWN, job_states
+from git_slurm.records import JobRef, SnapshotRecord, snapshot_worktrees
+from git_slurm.repo import Checkout
+
+CACHE_NAME = "git-slurm-reminders.json"
+REFRESH_LOCK_NAME = "git-slurm-reminders.lock"
+REFRESH_AFTER = 120.0  # seconds; also the most often SLURM is asked on behalf of the hook
+SIZE_MAX_AGE = 24 * 3600.0  # a stale worktree hardly changes: measuring it daily is plenty
+QUERY_TIMEOUT = 30.0  # the background SLURM query's bound; nobody waits for it
+# The reflog message snapshot.take_snapshot gives a snapshot branch at its creation; it still
+# tells a snapshot branch after `git slurm-gc` has removed the worktree and its record.
+SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
+# A bisect or rebase checks out commit after commit: no moment for a reminder.
+BUSY_MARKERS = ("BISECT_START", "rebase-merge", "rebase-apply")
+
+
+@dataclass(frozen=True)
+class CachedJob:
+    state: str
+    live: bool
+
+
+@dataclass(frozen=True)
+class CachedSize:
+    bytes: int
+    measured: float
+
+
+@dataclass
+class Cache:
+    """Job states and worktree sizes, as of the last background refresh."""
+
+    checked: float = 0.0  # when the last refresh ended
+    jobs: dict[str, CachedJob] = field(default_factory=dict)  # job_key -> state
+    sizes: dict[str, CachedSize] = field(default_factory=dict)  # worktree path -> size
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cache:
+        return cls(
+            checked=float(data.get("checked", 0.0)),
+            jobs={k: CachedJob(**v) for k, v in data.get("jobs", {}).items()},
+            sizes={k: CachedSize(**v) for k, v in data.get("sizes", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Stale:
+    """Snapshot worktrees that `git slurm-gc --older-than <older_than>` would remove (unless
+    a job wrote files into one: finding out takes a `git status` each, too slow here)."""
+
+    count: int
+    bytes: int  # disk held by those whose size has been measured
+    unmeasured: int  # how many of them have no size in the cache yet
+    older_than: str
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """Everything the hook may say after one branch checkout."""
+
+    stale: Stale
+    live_jobs: int  # jobs from snapshot worktrees known to be pending or running
+    unknown_jobs: int  # and those whose state could not be read (SLURM down, another host)
+    jobs_checked: Optional[float]  # when those job states were read; None: never
+    snapshot_branch: Optional[str]  # the branch just checked out, when it is a snapshot's
+    stale_before: float  # last_used before this time is stale (for the refresh)
+    refresh_needed: bool  # the cache is old and has something to learn
+
+
+def gather(checkout: Checkout, now: Optional[float] = None) -> Optional[Reminder]:
+    """The reminder for `checkout` right after a branch checkout; None when switched off or
+    in the middle of a bisect or rebase."""
+    if busy(checkout.git_dir) or not config.reminders_enabled(checkout.git):
+        return None
+    now = time.time() if now is None else now
+    older_than = config.gc_older_than(checkout.git)
+    stale_before = now - parse_age(older_than, now)
+    records = [record for _, record in snapshot_worktrees(checkout.common_dir)]
+    cache = read_cache(checkout.common_dir)
+    live, unknown = count_live_jobs(records, cache)
+    return Reminder(
+        stale=summarise(stale_worktrees(records, cache, stale_before), cache, older_than),
+        live_jobs=live,
+        unknown_jobs=unknown,
+        jobs_checked=cache.checked or None,
+        snapshot_branch=snapshot_branch_checked_out(checkout.git, records),
+        stale_before=stale_before,
+        refresh_needed=refresh_needed(records, cache, stale_before, now),
+    )
+
+
+def busy(git_dir: Path) -> bool:
+    return any((git_dir / marker).exists() for marker in BUSY_MARKERS)
+
+
+def job_key(job: JobRef) -> str:
+    """A SLURM id names one job; a local job is a process id, which only means something on
+    the host that started it."""
+    return f"local:{job.host}:{job.id}" if job.kind == "local" else f"{job.kind}:{job.id}"
+
+
+def all_jobs(records: list[SnapshotRecord]) -> list[JobRef]:
+    return [job for record in records for job in record.jobs]
+
+
+def count_live_jobs(records: list[SnapshotRecord], cache: Cache) -> tuple[int, int]:
+    """(known to be pending or running, of unknown state) among the jobs last asked about."""
+    live = [cache.jobs[job_key(job)] for job in all_jobs(records) if is_live(cache, job)]
+    unknown = sum(1 for job in live if job.state == UNKNOWN)
+    return len(live) - unknown, unknown
+
+
+def is_live(cache: Cache, job: JobRef) -> bool:
+    known = cache.jobs.get(job_key(job))
+    return known is not None and known.live
+
+
+def is_open(cache: Cache, job: JobRef) -> bool:
+    """Not known to have ended: never asked yet, or live when last asked."""
+    known = cache.jobs.get(job_key(job))
+    return known is None or known.live
+
+
+def stale_worktrees(
+    records: list[SnapshotRecord], cache: Cache, stale_before: float
+) -> list[SnapshotRecord]:
+    """Unused since `stale_before`, and every job known to have ended (what gc removes)."""
+    return [
+        record
+        for record in records
+        if record.last_used < stale_before and not any(is_open(cache, j) for j in record.jobs)
+    ]
+
+
+def summarise(stale: list[SnapshotRecord], cache: Cache, older_than: str) -> Stale:
+    sizes = [cache.sizes.get(record.worktree) for record in stale]
+    known = [size.bytes for size in sizes if size is not None]
+    return Stale(len(stale), sum(known), len(stale) - len(known), older_than)
+
+
+def refresh_needed(
+    records: list[SnapshotRecord], cache: Cache, stale_before: float, now: float
+) -> bool:
+    if now - cache.checked < REFRESH_AFTER:
+        return False
+    if any(is_open(cache, job) for job in all_jobs(records)):
+        return True
+    return any(size_due(cache, record, now) for record in old_worktrees(records, stale_before))
+
+
+def old_worktrees(records: list[SnapshotRecord], stale_before: float) -> list[SnapshotRecord]:
+    return [record for record in records if record.last_used < stale_before]
+
+
+def size_due(cache: Cache, record: SnapshotRecord, now: float) -> bool:
+    size = cache.sizes.get(record.worktree)
+    return size is None or now - size.measured > SIZE_MAX_AGE
+
+
+def snapshot_branch_checked_out(git: Git, records: list[SnapshotRecord]) -> Optional[str]:
+    """The current branch when git-slurm made it: by its records, else by its first reflog
+    entry. Never by its name: a user's own branch may look like `slurm-job-...`."""
+    rc, out, _ = git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    branch = out.strip()
+    if rc != 0 or not branch:
+        return None  # detached HEAD
+    if any(branch in record.branches for record in records):
+        return branch
+    rc, out, _ = git.run("log", "-g", "--format=%gs", f"refs/heads/{branch}", "--", check=False)
+    entries = out.splitlines()
+    made_by_us = rc == 0 and bool(entries) and entries[-1].startswith(SNAPSHOT_REFLOG_MARK)
+    return branch if made_by_us else None
+
+
+def read_cache(common_dir: Path) -> Cache:
+    """The cache, or an empty one when it is missing or unreadable (it is only a cache)."""
+    try:
+        data = json.loads((common_dir / CACHE_NAME).read_text(encoding="utf-8"))
+        return Cache.from_json(data)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return Cache()
+
+
+def write_cache(common_dir: Path, cache: Cache) -> None:
+    """Replace the cache atomically: a hook may read it at any moment."""
+    tmp = common_dir / f"{CACHE_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(cache.to_json(), indent=1) + "\n", encoding="utf-8")
+    tmp.replace(common_dir / CACHE_NAME)
+
+
+def forget_cache(common_dir: Path) -> None:
+    """Remove the cache and its lock (when the hook is uninstalled)."""
+    for name in (CACHE_NAME, REFRESH_LOCK_NAME):
+        (common_dir / name).unlink(missing_ok=True)
+
+
+def refresh_lock(common_dir: Path) -> Optional[int]:
+    """A file descriptor holding the refresh lock, or None when a refresh already runs.
+
+    The lock lives as long as any copy of the descriptor: the hook hands it to the detached
+    refresh process, so one refresh runs at a time and the lock ends when that process does.
+    """
+    try:  # a repository the user may read but not write gets no refresh, not an error
+        fd = os.open(common_dir / REFRESH_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def refresh_cache(common_dir: Path, stale_before: float, now: Optional[float] = None) -> Cache:
+    """Ask for the states of open jobs and measure old worktrees; write and return the cache.
+
+    Slow by nature (SLURM, disk walks): run it detached, holding `refresh_lock`.
+    """
+    now = time.time() if now is None else now
+    records = [record for _, record in snapshot_worktrees(common_dir)]
+    cache = read_cache(common_dir)
+    cache.jobs.update(query_jobs([j for j in all_jobs(records) if is_open(cache, j)]))
+    for record in old_worktrees(records, stale_before):
+        if size_due(cache, record, now):
+            # what gc would free, by gc's own measure
+            cache.sizes[record.worktree] = CachedSize(freeable(Path(record.worktree)).bytes, now)
+    forget_the_gone(cache, records)
+    cache.checked = time.time()
+    write_cache(common_dir, cache)
+    return cache
+
+
+def query_jobs(jobs: list[JobRef]) -> dict[str, CachedJob]:
+    """Current states of `jobs`; empty when none or when the query fails (retried later)."""
+    if not jobs:
+        return {}
+    try:
+        states = job_states(jobs, QUERY_TIMEOUT)
+    except Exception:  # a background refresh has nobody to tell; the next one tries again
+        return {}
+    return {
+        job_key(job): CachedJob(states[job.id].state, states[job.id].live)
+        for job in jobs
+        if job.id in states
+    }
+
+
+def forget_the_gone(cache: Cache, records: list[SnapshotRecord]) -> None:
+    """Drop entries of jobs and worktrees no record has any more (removed by gc)."""
+    keys = {job_key(job) for job in all_jobs(records)}
+    worktrees = {record.worktree for record in records}
+    cache.jobs = {k: v for k, v in cache.jobs.items() if k in keys}
+    cache.sizes = {k: v for k, v in cache.sizes.items() if k in worktrees}

@@ -1,0 +1,272 @@
+"""`LocalLauncher` and `SlurmLauncher`: hydra-submitit-launcher 1.2.0, plus snapshot and wait.
+
+With `snapshot.enabled: false` and `wait: true` (the defaults) a launch does exactly what
+hydra-submitit-launcher does: same executor, same parameters, same job-side composition.
+submitit and git-slurm's snapshot code are imported inside `launch` and `__call__` only: Hydra
+imports this module for every app while it looks for plugins.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
+
+if TYPE_CHECKING:
+    from hydra_plugins.git_slurm_launcher._snapshot_launch import PreparedLaunch, SnapshotJob
+
+log = logging.getLogger(__name__)
+
+# git-slurm's own settings: they shape the launch and never reach submitit
+OWN_KEYS = frozenset({"snapshot", "wait"})
+# arguments of the executor's constructor; everything else goes to update_parameters
+INIT_KEYS = frozenset({"max_num_timeout", "python"})
+# parameters every submitit executor takes without an executor prefix
+SHARED_KEYS = frozenset(f.name for f in dataclasses.fields(BaseQueueConf))
+
+
+class BaseSubmititLauncher(Launcher):
+    _EXECUTOR = "abstract"
+
+    def __init__(self, **params: Any) -> None:
+        self.params: Dict[str, Any] = {}
+        for k, v in params.items():
+            if OmegaConf.is_config(v):
+                v = OmegaConf.to_container(v, resolve=True)
+            self.params[k] = v
+
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.sweep_configs: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+        # set on the copy of the launcher that the jobs of a snapshot launch unpickle
+        self.snapshot_job: Optional[SnapshotJob] = None
+
+    def setup(
+        self,
+        *,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def __call__(
+        self,
+        sweep_overrides: List[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: Dict[type, Singleton],
+        composed: Optional[DictConfig] = None,
+    ) -> JobReturn:
+        """Run one job (in the job's process). `composed` is the config a snapshot launch
+        composed at launch time; without it the job composes its own, as upstream does."""
+        # lazy import to ensure plugin discovery remains fast
+        import submitit
+
+        assert self.hydra_context is not None
+        assert self.config is not None
+        assert self.task_function is not None
+
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        if composed is None:
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, sweep_overrides
+            )
+        else:  # a copy: run_job marks it read-only, and a requeued job gets the same argument
+            sweep_config = copy.deepcopy(composed)
+
+        with open_dict(sweep_config.hydra.job) as job:
+            # Populate new job variables
+            job.id = submitit.JobEnvironment().job_id  # type: ignore[attr-defined]
+            sweep_config.hydra.job.num = job_num
+
+        task_function = self.task_function
+        if self.snapshot_job is not None:
+            task_function = self.snapshot_job.wrap(task_function)
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=task_function,
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Resubmit the current callable at its current state with the same initial arguments."""
+        # lazy import to ensure plugin discovery remains fast
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+    def make_executor(self, setup: Sequence[str] = ()) -> Any:
+        """The submitit executor for this launcher's parameters, with `setup` shell lines run
+        before the user's own `setup` lines."""
+        # lazy import to ensure plugin discovery remains fast
+        import submitit
+
+        params = {k: v for k, v in self.params.items() if k not in OWN_KEYS}
+        init_params = {"folder": params["submitit_folder"]}
+        init_params.update(
+            **{f"{self._EXECUTOR}_{x}": y for x, y in params.items() if x in INIT_KEYS}
+        )
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
+
+        init_keys = INIT_KEYS | {"submitit_folder"}
+        update = {
+            x if x in SHARED_KEYS else f"{self._EXECUTOR}_{x}": y
+            for x, y in params.items()
+            if x not in init_keys
+        }
+        if setup:
+            key = f"{self._EXECUTOR}_setup"
+            update[key] = [*setup, *(update.get(key) or [])]
+        executor.update_parameters(**update)
+        return executor
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        assert self.config is not None
+        assert self.hydra_context is not None
+
+        num_jobs = len(job_overrides)
+        assert num_jobs > 0
+        prepared = self._prepare_snapshot(job_overrides)  # before anything is submitted
+        wait = bool(self.params.get("wait", True))
+        executor = self.make_executor(
+            self._detach_lines(wait) + (prepared.setup if prepared else [])
+        )
+        self._make_sweep_dir(prepared.sweep_dir if prepared else None)
+
+        # composed before submitting: composing is much slower once every job's pickled
+        # arguments sit in memory (the garbage collector walks them all)
+        configs = self._configs(job_overrides, prepared) if not wait else []
+        job_params = self._job_params(job_overrides, initial_job_idx, prepared)
+        runner = self._snapshot_runner(prepared.job) if prepared else self
+        jobs = executor.map_array(runner, *zip(*job_params))
+        if prepared:
+            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
+        if not wait:
+            return self._queued(jobs, job_overrides, configs, initial_job_idx)
+        return [j.results()[0] for j in jobs]
+
+    def _make_sweep_dir(self, absolute: Optional[Path]) -> None:
+        """As upstream; a snapshot launch passes the sweep dir made absolute in the checkout."""
+        assert self.config is not None
+        sweep_dir = absolute or Path(str(self.config.hydra.sweep.dir))
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            mode = int(str(self.config.hydra.sweep.mode), 8)
+            os.chmod(sweep_dir, mode=mode)
+
+    def _job_params(
+        self,
+        job_overrides: Sequence[Sequence[str]],
+        initial_job_idx: int,
+        prepared: Optional[PreparedLaunch],
+    ) -> List[Any]:
+        """`__call__`'s arguments for each job (a snapshot launch adds the composed config)."""
+        job_params: List[Any] = []
+        for idx, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + idx
+            lst = " ".join(filter_overrides(overrides))
+            log.info(f"\t#{idx} : {lst}")
+            params: tuple[Any, ...] = (
+                list(overrides),
+                "hydra.sweep.dir",
+                idx,
+                f"job_id_for_{idx}",
+                Singleton.get_state(),
+            )
+            if prepared:
+                params += (prepared.configs[idx - initial_job_idx],)
+            job_params.append(params)
+        return job_params
+
+    def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
+        snapshot_params = self.params.get("snapshot") or {}
+        if not snapshot_params.get("enabled", False):
+            return None
+        # lazy import: git-slurm's snapshot code is only needed when the feature is on
+        from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare
+
+        assert self.config is not None and self.hydra_context is not None
+        return prepare(self.hydra_context, self.config, snapshot_params, job_overrides)
+
+    def _snapshot_runner(self, job: SnapshotJob) -> BaseSubmititLauncher:
+        """A copy of this launcher for the jobs to unpickle: it carries the snapshot record,
+        and leaves this launcher as it was for the sweeper's next batch."""
+        runner = copy.copy(self)
+        runner.snapshot_job = job
+        return runner
+
+    def _detach_lines(self, wait: bool) -> List[str]:
+        """Nothing, except for local jobs nobody waits for (see LocalLauncher)."""
+        return []
+
+    def _configs(
+        self, job_overrides: Sequence[Sequence[str]], prepared: Optional[PreparedLaunch]
+    ) -> List[DictConfig]:
+        """Each job's composed config (a snapshot launch has them already)."""
+        if prepared:
+            return prepared.configs
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        return [loader.load_sweep_config(self.config, list(o)) for o in job_overrides]
+
+    def _queued(
+        self,
+        jobs: Sequence[Any],
+        job_overrides: Sequence[Sequence[str]],
+        configs: Sequence[DictConfig],
+        first_num: int,
+    ) -> Sequence[JobReturn]:
+        from hydra_plugins.git_slurm_launcher._queued import queued_returns
+
+        return queued_returns(jobs, job_overrides, configs, first_num)
+
+
+class LocalLauncher(BaseSubmititLauncher):
+    _EXECUTOR = "local"
+
+    def _detach_lines(self, wait: bool) -> List[str]:
+        """A local job outlives a launch that does not wait for it: its controller must not
+        hold the terminal (or a caller's pipe) open, nor die when that terminal closes."""
+        if wait:
+            return []
+        folder = Path(str(self.params["submitit_folder"])).absolute()
+        log_file = _first_fixed_folder(folder) / "local-controllers.log"
+        return [
+            f"mkdir -p -- {shlex.quote(str(log_file.parent))}",
+            "trap '' HUP",
+            f"exec >>{shlex.quote(str(log_file))} 2>&1 </dev/null",
+        ]
+
+
+class SlurmLauncher(BaseSubmititLauncher):
+    _EXECUTOR = "slurm"
+
+
+def _first_fixed_folder(folder: Path) -> Path:
+    """The deepest ancestor of submitit's folder without a `%j`-style placeholder."""
+    while "%" in str(folder):
+        folder = folder.parent
+    return folder
