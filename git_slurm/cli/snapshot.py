@@ -161,6 +161,26 @@ MANUAL = ManSource(
         "The Hydra launcher (hydra/launcher=submitit_slurm or submitit_local with "
         "hydra.launcher.snapshot.enabled=true) runs this command once per launch and runs "
         "every job inside the worktree.",
+        "--install-hooks writes the post-checkout reminder hook into hooks/ of the "
+        "repository's common git dir, which every linked worktree shares, and does nothing "
+        "else. The hook is a short sh script marked as git-slurm's; it runs git-slurm with the "
+        "absolute path of the Python that ran --install-hooks, so it works without the venv on "
+        "PATH (install again after moving the venv). A post-checkout hook already there that "
+        "is not git-slurm's (git-lfs installs one) is renamed post-checkout.legacy and runs "
+        "first with the same arguments; its exit status stays the hook's, and so the "
+        "checkout's. Installing again changes nothing. When core.hooksPath sends git to "
+        "another directory, the command refuses and says where; users of the pre-commit "
+        "framework use its hook id git-slurm-reminders (stage post-checkout) instead. "
+        "--uninstall-hooks removes git-slurm's hook and the reminder's cache and renames "
+        "post-checkout.legacy back, leaving the hooks directory as it was.",
+        "After a branch checkout the hook prints at most two lines, and only when there is "
+        "something to say: how many snapshot worktrees are older than slurm.gcOlderThan with "
+        "no live job, how much disk they hold, and the git slurm-gc command that removes them; "
+        "how many recorded jobs are still pending or running; and, when the branch just "
+        "checked out is a snapshot branch, that commits there change no job and that git "
+        "switch -c starts real work from it. It never waits for SLURM or walks a worktree: job "
+        "states and sizes come from a cache in the common git dir, refreshed in the "
+        "background at most every two minutes. Its own part always exits 0.",
     ],
     configuration=[
         ("slurm.branchPrefix", "default for --prefix (slurm-job)."),
@@ -199,5 +219,9 @@ MANUAL = ManSource(
             "git slurm-snapshot --link outputs --link checkpoints --link logs",
         ),
         ("Install the post-checkout reminder:", "git slurm-snapshot --install-hooks"),
+        (
+            "Remove the reminder hook, restoring the previous one:",
+            "git slurm-snapshot --uninstall-hooks",
+        ),
     ],
 )
