@@ -6,10 +6,9 @@ import datetime as dt
 import re
 from typing import Optional
 
-import pygit2
-
 from git_slurm import odb
 from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
 
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -30,16 +29,23 @@ def candidate_names(prefix: str, now: dt.datetime) -> list[BranchName]:
 
 
 def create_snapshot_branch(
-    repo: pygit2.Repository,
+    git: Git,
     prefix: str,
     target: Oid,
     why: str,
     now: Optional[dt.datetime] = None,
 ) -> BranchName:
-    """Create the first free snapshot branch name; never moves or overwrites an existing ref."""
+    """Create the first free snapshot branch name; never moves or overwrites an existing ref.
+
+    `git update-ref <ref> <oid> ""` checks that the ref is absent *under its lock*; libgit2's
+    create-without-force checked before locking, and concurrent snapshots overwrote each other.
+    """
     for name in candidate_names(prefix, now or dt.datetime.now()):
-        if odb.create_branch(repo, name, target, why):
+        rc, _, err = git.run("update-ref", "-m", why, name.ref, target, "", check=False)
+        if rc == 0:
             return name
+        if "exists" not in err and "lock" not in err.lower():
+            raise GitSlurmError(f"cannot create branch {name}: {err.strip()}")
     raise GitSlurmError(f"more than {MAX_SAME_SECOND} snapshot branches in one second")
 
 

@@ -78,20 +78,6 @@ def branch_exists(repo: pygit2.Repository, name: BranchName) -> bool:
     return name.ref in repo.references
 
 
-def create_branch(repo: pygit2.Repository, name: BranchName, target: Oid, why: str) -> bool:
-    """Create a branch atomically; False when the name is taken (nothing is overwritten)."""
-    try:
-        repo.create_reference_direct(name.ref, pygit2.Oid(hex=target), False, message=why)
-    except (pygit2.AlreadyExistsError, ValueError):
-        return False
-    except (pygit2.GitError, OSError) as exc:
-        # a concurrent creator holds the ref's lock file: the name is being taken
-        if "lock" in str(exc).lower():
-            return False
-        raise GitSlurmError(f"cannot create branch {name}: {exc}") from exc
-    return True
-
-
 def delete_branch_if(repo: pygit2.Repository, name: BranchName, expected: Oid) -> None:
     """Delete a branch we made, only if it still points where we left it."""
     ref = repo.references.get(name.ref)

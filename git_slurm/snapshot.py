@@ -125,7 +125,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         )
     notes = list(capture.notes)
     why = f"git-slurm: snapshot of {on_branch or 'detached HEAD'}"
-    branch = create_snapshot_branch(repo, options.prefix, commit, why)
+    branch = create_snapshot_branch(checkout.git, options.prefix, commit, why)
     try:
         pushed = _push(checkout, options, branch, on_branch)
         if pushed.note:

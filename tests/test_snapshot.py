@@ -436,3 +436,25 @@ def test_racily_clean_edit_is_captured(repo: Repo, tmp_path: Path) -> None:
     snap = repo.snapshot_json()
     assert snap["tree"] == expected
     assert (Path(snap["worktree"]) / "pkg/model.py").read_text() == "VERSION = 7\n"
+
+
+def test_concurrent_snapshots_of_different_commits_never_overwrite(repo: Repo) -> None:
+    repo.write("pkg/model.py", "VERSION = 'race'\n")
+    procs = [
+        subprocess.Popen(
+            ["git", "slurm-snapshot", "--json", "--no-worktree", "-m", f"run {i}"],
+            cwd=repo.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(10)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    import json
+
+    snaps = [json.loads(out) for out, _ in results]
+    assert len({s["commit"] for s in snaps}) == 10
+    for snap in snaps:  # each branch still points at the commit its own process made
+        assert repo.git("rev-parse", snap["branch"]).strip() == snap["commit"]
