@@ -288,10 +288,20 @@ def process_stat(pid: int) -> Optional[tuple[str, int]]:
     """(state letter, start time in clock ticks since boot) of a process, or None when gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+        return parse_proc_stat(text)
     except (OSError, ValueError):
         return None
+
+
+def parse_proc_stat(text: str) -> tuple[str, int]:
+    """(state letter, field 22 = start ticks) of a /proc/PID/stat line."""
     fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
     return fields[0], int(fields[22 - 3])  # fields[0] is field 3 of proc(5)
+
+
+def parse_start_ticks(text: str) -> int:
+    """Field 22 of a /proc/PID/stat line."""
+    return parse_proc_stat(text)[1]
 
 
 def process_start_ticks(pid: int) -> Optional[int]:

@@ -174,29 +174,12 @@ def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> Launch
     return LaunchSnapshot.from_json(data, launch_dir, seconds)
 
 
-def process_start_ticks(pid: int) -> Optional[int]:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None when gone.
-
-    Together with the pid it names one process for good: `git slurm-gc` compares it to tell a
-    live job from an unrelated process that reuses the number.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    return parse_start_ticks(stat)
-
-
-def parse_start_ticks(stat: str) -> int:
-    """Field 22 of a /proc/PID/stat line, whose field 2 is a command name that may hold spaces
-    and parentheses: count from the last ')'."""
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[22 - 3])  # fields[0] is field 3 (state)
-
-
 def job_ref(job_id: str, kind: str) -> JobRef:
     """The record of one submitted job: a SLURM job id, or a local job's process id."""
     if kind == "local":
+        # imported here: jobstate brings plumbum, which the launcher's other paths don't need
+        from git_slurm.jobstate import process_start_ticks
+
         return JobRef(id=job_id, kind=kind, start_ticks=process_start_ticks(int(job_id)))
     return JobRef(id=job_id, kind=kind)
 

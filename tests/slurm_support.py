@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Set as AbstractSet
 from typing import Callable, Optional, TypeVar
 
 T = TypeVar("T")
@@ -121,7 +122,7 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, wha
         time.sleep(POLL_INTERVAL)
 
 
-def wait_for_job_state(job_id: str, states: set[str], timeout: float) -> str:
+def wait_for_job_state(job_id: str, states: AbstractSet[str], timeout: float) -> str:
     """Wait until the job is in one of ``states`` (e.g. ``{"COMPLETED", "FAILED"}``), return it.
 
     Raises TimeoutError naming the last state seen.
@@ -134,7 +135,7 @@ def wait_for_job_state(job_id: str, states: set[str], timeout: float) -> str:
     )
 
 
-def wait_for_sacct(job_id: str, states: set[str], timeout: float) -> tuple[str, str]:
+def wait_for_sacct(job_id: str, states: AbstractSet[str], timeout: float) -> tuple[str, str]:
     """Wait until sacct reports the job in one of ``states``; return ``(State, ExitCode)``.
 
     Use this rather than :func:`wait_for_job_state` to check what submitit will see: it reads

@@ -12,13 +12,12 @@ import pytest
 from gitrepo import Repo
 
 from git_slurm.errors import GitSlurmError
+from git_slurm.jobstate import parse_start_ticks, process_start_ticks
 from git_slurm.launch import (
     SnapshotSettings,
     error_line,
     job_ref,
     original_root,
-    parse_start_ticks,
-    process_start_ticks,
     snapshot_command,
     take_launch_snapshot,
 )

@@ -17,23 +17,15 @@ import pytest
 import submitit
 from slurm_support import POLL_INTERVAL, job_state, wait_for_job_state, wait_for_sacct
 
+from git_slurm.jobstate import FINAL_STATES
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 #: Generous: a job takes about 1 s here, but the first one after slurmctld starts waits for
 #: its first scheduling pass, and CI machines are slow.
 TIMEOUT = 60.0
-#: States a job does not leave.
-FINISHED = {
-    "BOOT_FAIL",
-    "CANCELLED",
-    "COMPLETED",
-    "DEADLINE",
-    "FAILED",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "PREEMPTED",
-    "TIMEOUT",
-}
+#: States a job does not leave: the same list git-slurm's gc relies on.
+FINISHED = FINAL_STATES
 
 Sbatch = Callable[..., str]
 
