@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitrepo import Repo, git, run_tool, user_state
@@ -154,25 +156,28 @@ def test_same_second_snapshots_get_distinct_names(repo: Repo) -> None:
     assert len(names) == 5
 
 
-@pytest.mark.parametrize("worktree", [False, True])
-def test_twenty_concurrent_snapshots(repo: Repo, worktree: bool) -> None:
-    repo.write("pkg/model.py", "VERSION = 20\n")
-    args = [] if worktree else ["--no-worktree"]
+def concurrent_snapshots(repo: Repo, argvs: list[list[str]]) -> list[dict[str, Any]]:
+    """Start one `git slurm-snapshot --json` per argv at once; all must succeed."""
     procs = [
         subprocess.Popen(
-            ["git", "slurm-snapshot", "--json", *args],
+            ["git", "slurm-snapshot", "--json", *argv],
             cwd=repo.path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(20)
+        for argv in argvs
     ]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
-    import json
+    return [json.loads(out) for out, _ in results]
 
-    snaps = [json.loads(out) for out, _ in results]
+
+@pytest.mark.parametrize("worktree", [False, True])
+def test_twenty_concurrent_snapshots(repo: Repo, worktree: bool) -> None:
+    repo.write("pkg/model.py", "VERSION = 20\n")
+    args = [] if worktree else ["--no-worktree"]
+    snaps = concurrent_snapshots(repo, [args] * 20)
     assert len({snap["branch"] for snap in snaps}) == 20
     if worktree:  # one tree: the first makes the worktree, the others reuse it
         assert len({snap["worktree"] for snap in snaps}) == 1
@@ -440,21 +445,7 @@ def test_racily_clean_edit_is_captured(repo: Repo, tmp_path: Path) -> None:
 
 def test_concurrent_snapshots_of_different_commits_never_overwrite(repo: Repo) -> None:
     repo.write("pkg/model.py", "VERSION = 'race'\n")
-    procs = [
-        subprocess.Popen(
-            ["git", "slurm-snapshot", "--json", "--no-worktree", "-m", f"run {i}"],
-            cwd=repo.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(10)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
-    import json
-
-    snaps = [json.loads(out) for out, _ in results]
+    snaps = concurrent_snapshots(repo, [["--no-worktree", "-m", f"run {i}"] for i in range(10)])
     assert len({s["commit"] for s in snaps}) == 10
     for snap in snaps:  # each branch still points at the commit its own process made
         assert repo.git("rev-parse", snap["branch"]).strip() == snap["commit"]
