@@ -23,6 +23,10 @@ SNAPSHOT_ON = [
     "hydra.launcher.snapshot.push_to_remote=false",
 ]
 SLURM = [pytest.mark.slurm]
+# SLURM sends USR2 `signal_delay_s` (120 s) before the time limit, so a limit of 1 or 2 minutes
+# (what the suites use with the local executor) signals a job at its first scheduler tick,
+# possibly before submitit's handler is installed: the job then dies of the signal.
+SLURM_TIME_LIMIT = "hydra.launcher.timeout_min=10"
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +52,7 @@ def test_discovery(cls: Type[Launcher]) -> None:
     "launcher_name, overrides",
     [
         pytest.param("submitit_local", ["hydra.launcher.timeout_min=2"], id="local"),
-        pytest.param("submitit_slurm", ["hydra.launcher.timeout_min=2"], id="slurm", marks=SLURM),
+        pytest.param("submitit_slurm", [SLURM_TIME_LIMIT], id="slurm", marks=SLURM),
     ],
 )
 class TestLauncherSuite(LauncherTestSuite):
@@ -70,7 +74,7 @@ def in_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.param("submitit_local", ["hydra.launcher.timeout_min=2", *SNAPSHOT_ON], id="local"),
         pytest.param(
             "submitit_slurm",
-            ["hydra.launcher.timeout_min=2", *SNAPSHOT_ON],
+            [SLURM_TIME_LIMIT, *SNAPSHOT_ON],
             id="slurm",
             marks=SLURM,
         ),
@@ -85,16 +89,22 @@ INTEGRATION_FLAGS = [
     "hydra/hydra_logging=disabled",
     "hydra/job_logging=disabled",
     "hydra.launcher.gpus_per_node=0",
-    "hydra.launcher.timeout_min=1",
 ]
 
 
 @pytest.mark.parametrize(
     "task_launcher_cfg, extra_flags",
     [
-        pytest.param({}, [*INTEGRATION_FLAGS, "hydra/launcher=submitit_local"], id="local"),
         pytest.param(
-            {}, [*INTEGRATION_FLAGS, "hydra/launcher=submitit_slurm"], id="slurm", marks=SLURM
+            {},
+            [*INTEGRATION_FLAGS, "hydra.launcher.timeout_min=1", "hydra/launcher=submitit_local"],
+            id="local",
+        ),
+        pytest.param(
+            {},
+            [*INTEGRATION_FLAGS, SLURM_TIME_LIMIT, "hydra/launcher=submitit_slurm"],
+            id="slurm",
+            marks=SLURM,
         ),
     ],
 )
@@ -106,11 +116,18 @@ class TestIntegrationSuite(IntegrationTestSuite):
     "task_launcher_cfg, extra_flags",
     [
         pytest.param(
-            {}, [*INTEGRATION_FLAGS, "hydra/launcher=submitit_local", *SNAPSHOT_ON], id="local"
+            {},
+            [
+                *INTEGRATION_FLAGS,
+                "hydra.launcher.timeout_min=1",
+                "hydra/launcher=submitit_local",
+                *SNAPSHOT_ON,
+            ],
+            id="local",
         ),
         pytest.param(
             {},
-            [*INTEGRATION_FLAGS, "hydra/launcher=submitit_slurm", *SNAPSHOT_ON],
+            [*INTEGRATION_FLAGS, SLURM_TIME_LIMIT, "hydra/launcher=submitit_slurm", *SNAPSHOT_ON],
             id="slurm",
             marks=SLURM,
         ),
