@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Optional
 
-from git_slurm import odb
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
@@ -16,16 +16,19 @@ STAMP_PATTERN = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
 MAX_SAME_SECOND = 10_000
 
 
-def validate_prefix(prefix: str) -> None:
+def validate_prefix(git: Git, prefix: str) -> None:
     """A prefix is good when `<prefix>-<stamp>` is a valid branch name."""
-    if not prefix or not odb.is_valid_branch_name(f"{prefix}-20000101-000000"):
+    example = f"refs/heads/{prefix}-20000101-000000"
+    if not prefix or git.run("check-ref-format", example, check=False)[0] != 0:
         raise UsageError(f"invalid branch prefix {prefix!r}: it must make a valid branch name")
 
 
-def candidate_names(prefix: str, now: dt.datetime) -> list[BranchName]:
+def candidate_names(prefix: str, now: dt.datetime) -> Iterator[BranchName]:
     """The name for `now` (local time, Hydra's clock), then `-2`, `-3`, ... for the same second."""
     base = f"{prefix}-{now.strftime(STAMP_FORMAT)}"
-    return [BranchName(base)] + [BranchName(f"{base}-{n}") for n in range(2, MAX_SAME_SECOND)]
+    yield BranchName(base)
+    for n in range(2, MAX_SAME_SECOND):
+        yield BranchName(f"{base}-{n}")
 
 
 def create_snapshot_branch(
@@ -53,3 +56,11 @@ def stamp_time(name: str) -> Optional[dt.datetime]:
     """The local time a snapshot branch name records, if it has the snapshot form."""
     match = STAMP_PATTERN.search(name)
     return dt.datetime.strptime(match.group(1), STAMP_FORMAT) if match else None
+
+
+def delete_snapshot_branch(git: Git, name: BranchName, expected: Oid) -> None:
+    """Delete a branch we made, only if it still points where we left it (checked under the
+    ref's lock by git; a branch someone moved meanwhile is theirs now)."""
+    git.run(
+        "update-ref", "-m", "git-slurm: snapshot abandoned", "-d", name.ref, expected, check=False
+    )

@@ -1,10 +1,15 @@
-"""git config keys of git-slurm (`slurm.*`) with their defaults."""
+"""git config keys of git-slurm (`slurm.*`) with their defaults.
+
+All of them are read with one `git config --get-regexp` call (a command start-up costs more
+than the reading); git itself parses a typed value (bool, int with k/m/g), only when it is set.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
+from git_slurm.capture import DEFAULT_MAX_UNTRACKED
 from git_slurm.errors import UsageError
 from git_slurm.gitcli import Git
 from git_slurm.repo import Checkout
@@ -15,46 +20,62 @@ DEFAULT_LINKS = ("outputs", "multirun", ".submitit")
 DEFAULT_GC_AGE = "7d"
 
 
-def branch_prefix(git: Git) -> str:
-    values = git.config_get_all("slurm.branchPrefix")
-    return values[-1] if values else DEFAULT_PREFIX
+class SlurmConfig:
+    """The `slurm.*` settings of one repository, as git config resolves them for it."""
 
+    def __init__(self, git: Git) -> None:
+        self.git = git
+        self.values: dict[str, list[str]] = {}
+        rc, out, err = git.run("config", "-z", "--get-regexp", r"^slurm\.", check=False)
+        if rc not in (0, 1):  # 1: none is set
+            raise UsageError(f"cannot read git config: {err.strip()}")
+        for item in out.split("\0"):
+            if item:
+                key, _, value = item.partition("\n")
+                self.values.setdefault(key.lower(), []).append(value)
 
-def link_paths(git: Git) -> list[str]:
-    return git.config_get_all("slurm.link") or list(DEFAULT_LINKS)
+    def _all(self, key: str) -> list[str]:
+        return self.values.get(key.lower(), [])
 
+    def _last(self, key: str) -> Optional[str]:
+        values = self._all(key)
+        return values[-1] if values else None
 
-def worktree_dir(checkout: Checkout) -> Path:
-    """`slurm.worktreeDir` (relative to the checkout's root), else inside the common git dir."""
-    values = checkout.git.config_get_all("slurm.worktreeDir")
-    if values:
-        return (checkout.toplevel / Path(values[-1]).expanduser()).resolve()
-    return checkout.common_dir / DEFAULT_DIR_NAME
+    def branch_prefix(self) -> str:
+        return self._last("slurm.branchPrefix") or DEFAULT_PREFIX
 
+    def link_paths(self) -> list[str]:
+        return self._all("slurm.link") or list(DEFAULT_LINKS)
 
-def push_default(git: Git) -> Optional[bool]:
-    """`slurm.push`; None means: push when a remote exists."""
-    return git.config_bool("slurm.push")
+    def worktree_dir(self, checkout: Checkout) -> Path:
+        """`slurm.worktreeDir` (relative to the checkout's root), else inside the common git
+        dir."""
+        value = self._last("slurm.worktreeDir")
+        if value:
+            return (checkout.toplevel / Path(value).expanduser()).resolve()
+        return checkout.common_dir / DEFAULT_DIR_NAME
 
+    def push_default(self) -> Optional[bool]:
+        """`slurm.push`; None means: push when a remote exists."""
+        if self._last("slurm.push") is None:
+            return None
+        return self.git.config_bool("slurm.push")
 
-def max_untracked_size(git: Git) -> Optional[int]:
-    """`slurm.maxUntrackedSize` in bytes (git's k/m/g suffixes); 0 or less means no limit."""
-    # imported here: capture pulls in pygit2, which the post-checkout hook can't afford
-    from git_slurm.capture import DEFAULT_MAX_UNTRACKED
+    def max_untracked_size(self) -> Optional[int]:
+        """`slurm.maxUntrackedSize` in bytes (git's k/m/g suffixes); 0 or less: no limit."""
+        if self._last("slurm.maxUntrackedSize") is None:
+            return DEFAULT_MAX_UNTRACKED
+        key = "slurm.maxUntrackedSize"
+        rc, out, err = self.git.run("config", "--type=int", "--get", key, check=False)
+        if rc != 0:
+            raise UsageError(f"bad slurm.maxUntrackedSize: {err.strip()}")
+        value = int(out.strip())
+        return value if value > 0 else None
 
-    rc, out, err = git.run("config", "--type=int", "--get", "slurm.maxUntrackedSize", check=False)
-    if rc == 1:
-        return DEFAULT_MAX_UNTRACKED
-    if rc != 0:
-        raise UsageError(f"bad slurm.maxUntrackedSize: {err.strip()}")
-    value = int(out.strip())
-    return value if value > 0 else None
+    def gc_older_than(self) -> str:
+        return self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE
 
-
-def gc_older_than(git: Git) -> str:
-    values = git.config_get_all("slurm.gcOlderThan")
-    return values[-1] if values else DEFAULT_GC_AGE
-
-
-def reminders_enabled(git: Git) -> bool:
-    return git.config_bool("slurm.reminders") is not False
+    def reminders_enabled(self) -> bool:
+        if self._last("slurm.reminders") is None:
+            return True
+        return self.git.config_bool("slurm.reminders") is not False

@@ -98,10 +98,13 @@ class Reminder:
 def gather(checkout: Checkout, now: Optional[float] = None) -> Optional[Reminder]:
     """The reminder for `checkout` right after a branch checkout; None when switched off or
     in the middle of a bisect or rebase."""
-    if busy(checkout.git_dir) or not config.reminders_enabled(checkout.git):
+    if busy(checkout.git_dir):
+        return None
+    settings = config.SlurmConfig(checkout.git)
+    if not settings.reminders_enabled():
         return None
     now = time.time() if now is None else now
-    older_than = config.gc_older_than(checkout.git)
+    older_than = settings.gc_older_than()
     stale_before = now - parse_age(older_than, now)
     records = [record for _, record in snapshot_worktrees(checkout.common_dir)]
     cache = read_cache(checkout.common_dir)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm import odb
-from git_slurm.branches import create_snapshot_branch, validate_prefix
+from git_slurm.branches import create_snapshot_branch, delete_snapshot_branch, validate_prefix
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
+from git_slurm.head import read_head
 from git_slurm.links import Link, make_links, plan_links
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
@@ -104,21 +105,20 @@ def commit_message(
 def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     """Record the working tree on a new branch and (unless told not to) materialise it."""
     started = time.monotonic()
-    validate_prefix(options.prefix)
+    validate_prefix(checkout.git, options.prefix)
     link_rels = plan_links(checkout.toplevel, checkout.prefix, options.links)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
-    repo = odb.open_repository(checkout.git_dir)
-    base = odb.head_commit(repo)
-    on_branch = odb.head_branch(repo)
+    head = read_head(checkout.git)
+    base, on_branch = head.commit, head.branch
     keep_out = [options.worktree_dir]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
-    dirty = base is None or odb.tree_of(repo, base) != capture.tree
+    dirty = head.tree != capture.tree
     if not dirty:
         assert base is not None
         commit = base
     else:
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
-            repo,
+            checkout.git_dir,
             capture.tree,
             [base] if base else [],
             commit_message(checkout, options, base, on_branch),
@@ -136,7 +136,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
                 checkout, worktree_dir, branch, commit, base, capture.tree, link_rels
             )
     except BaseException:
-        odb.delete_branch_if(repo, branch, commit)
+        delete_snapshot_branch(checkout.git, branch, commit)
         raise
     workdir = None
     if placed.worktree is not None:

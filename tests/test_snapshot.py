@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -449,3 +450,29 @@ def test_concurrent_snapshots_of_different_commits_never_overwrite(repo: Repo) -
     assert len({s["commit"] for s in snaps}) == 10
     for snap in snaps:  # each branch still points at the commit its own process made
         assert repo.git("rev-parse", snap["branch"]).strip() == snap["commit"]
+
+
+LOADS_LIBGIT2 = """
+import sys
+from git_slurm.cli.snapshot import main
+status = main(["git-slurm-snapshot", "--no-push"])
+print("pygit2" in sys.modules)
+sys.exit(status)
+"""
+
+
+def test_only_a_new_commit_loads_libgit2(repo: Repo) -> None:
+    """Loading pygit2 costs more than all git calls of a reused snapshot: a clean tree, or a
+    tree an earlier snapshot already committed, must not load it; a new commit does."""
+
+    def loads_libgit2() -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", LOADS_LIBGIT2], cwd=repo.path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()[-1] == "True"
+
+    assert not loads_libgit2()  # clean: HEAD's own commit
+    repo.write("pkg/model.py", "VERSION = 3\n")
+    assert loads_libgit2()  # dirty: a new commit
+    assert not loads_libgit2()  # the same dirty tree again: that commit, reused

@@ -76,7 +76,7 @@ class GcApp(GitSlurmApp):
         """--older-than, else git config slurm.gcOlderThan, else 7d: as text and seconds."""
         if self.older_than is not None:
             return self.older_than, parse_age(self.older_than, now)
-        text = config.gc_older_than(git)
+        text = config.SlurmConfig(git).gc_older_than()
         try:
             return text, parse_age(text, now)
         except UsageError as exc:

@@ -12,7 +12,7 @@ from plumbum import cli
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.manpages import ManSource
-from git_slurm.repo import discover
+from git_slurm.repo import Checkout, discover
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
 
@@ -88,29 +88,24 @@ class SnapshotApp(GitSlurmApp):
             print(f"git-slurm: {note}", file=sys.stderr)
         return 0
 
-    def options(self, checkout_: object) -> SnapshotOptions:
-        from git_slurm.repo import Checkout
-
-        assert isinstance(checkout_, Checkout)
-        git = checkout_.git
+    def options(self, checkout: Checkout) -> SnapshotOptions:
+        settings = config.SlurmConfig(checkout.git)
         worktree_dir = (
             (Path.cwd() / self.worktree_dir).resolve()
             if self.worktree_dir
-            else config.worktree_dir(checkout_)
+            else settings.worktree_dir(checkout)
         )
         push: Optional[bool] = True if self.push else False if self.no_push else None
-        if push is None:
-            push = config.push_default(git)
         return SnapshotOptions(
-            prefix=self.prefix if self.prefix is not None else config.branch_prefix(git),
-            links=list(self.links) or config.link_paths(git),
+            prefix=self.prefix if self.prefix is not None else settings.branch_prefix(),
+            links=list(self.links) or settings.link_paths(),
             worktree_dir=worktree_dir,
             make_worktree=not self.no_worktree,
-            push=push,
+            push=settings.push_default() if push is None else push,
             remote=self.remote,
             message=self.message,
             command_line=shlex.join(["git", "slurm-snapshot", *sys.argv[1:]]),
-            max_untracked=config.max_untracked_size(git),
+            max_untracked=settings.max_untracked_size(),
         )
 
 
