@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.names import Oid
@@ -197,5 +198,6 @@ def capture_working_tree(
         if max_untracked is not None:
             refuse_large_untracked(checkout.toplevel, changes.untracked, max_untracked)
         stage(checkout.git, env, changes.paths)
+        faults.point("capture")
         tree = write_tree(checkout.git, env)
     return Capture(tree=tree, notes=in_progress_notes(checkout))

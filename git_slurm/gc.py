@@ -2,14 +2,20 @@
 
 A worktree is removed only when every rule lets it go:
 
-1. git-slurm made it: its admin dir holds our record, or (a snapshot that crashed while being
-   made) our "being made" lock reason and no record, untouched for `IN_USE_GRACE`. A lock
-   with someone else's reason means "keep it" and is obeyed.
+1. git-slurm made it: its admin dir holds our record, or it is a half-made snapshot: our
+   "being made" lock reason and no record. One made on this host goes at once when no
+   process holds its tree's `tree_lock` (its maker held it throughout, and the kernel drops
+   a dead process's flock), and stays while one does; one made elsewhere goes once untouched
+   for `IN_USE_GRACE` and `older_than`. A lock with someone else's reason means "keep it".
 2. It was last used more than `older_than` ago (a reused worktree is young again), and a launch
    is not between making the snapshot and recording its jobs (`IN_USE_GRACE`).
 3. None of its recorded jobs is live (`jobstate`: pending, running, requeued, unknown ...).
 4. It holds no file a job wrote, unless `force`: everything `git status` shows besides the
-   snapshot's own links would be lost with it.
+   snapshot's own links would be lost with it. (A half-made snapshot never had a job: its
+   path is printed only once its record is written.)
+
+Besides worktrees, gc removes what a killed capture leaves in a git dir: its private index
+copy (`git-slurm-index.*`) and a record being replaced, once older than `IN_USE_GRACE`.
 
 Rules 1-2 are read without a lock and the jobs asked for in one batch; rule 4 and the removal
 run under `repository_lock`, after checking that the record did not change meanwhile, so a
@@ -19,6 +25,7 @@ snapshot reusing the worktree (which bumps `last_used` under the same lock) neve
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,10 +40,13 @@ from git_slurm.gitcli import Git
 from git_slurm.jobstate import JobStatus, job_states
 from git_slurm.records import (
     LOCK_REASON_MARK,
+    RECORD_NAME,
     JobRef,
     SnapshotRecord,
+    making_branch_and_host,
     read_record,
     repository_lock,
+    tree_lock_is_free,
 )
 from git_slurm.repo import Checkout
 
@@ -44,7 +54,6 @@ from git_slurm.repo import Checkout
 # being made whose admin dir changed within this time, or a launch younger than this with no
 # job recorded after it, is never removed, whatever --older-than says.
 IN_USE_GRACE = 15 * 60.0
-BEING_MADE = "(being made)"
 JOB_QUERY_TIMEOUT = 10.0
 MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
 
@@ -70,8 +79,8 @@ class WorktreeReport:
     branches: list[str]
     last_used: Optional[float]  # None: a half-made snapshot without record
     action: str  # removed | pruned | kept (with dry_run: what would happen)
-    reason: str  # unused | vanished | younger | in-use | current | locked | live-job | job-files
-    # | failed
+    reason: str  # unused | abandoned | vanished | younger | in-use | current | locked | live-job
+    # | job-files | failed
     detail: str  # the reason for a person
     jobs: list[JobReport] = field(default_factory=list)
     job_files: list[str] = field(default_factory=list)  # at most MAX_LISTED_FILES
@@ -91,6 +100,8 @@ class GcReport:
     now: float
     worktrees: list[WorktreeReport] = field(default_factory=list)
     branches: list[gcbranches.BranchReport] = field(default_factory=list)
+    # leftovers of killed snapshots in git dirs (index copies, records being replaced)
+    temp_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -140,7 +151,10 @@ class Candidate:
 
     @property
     def branches(self) -> list[str]:
-        return self.record.branches if self.record else []
+        if self.record is not None:
+            return self.record.branches
+        made = making_branch_and_host(_lock_reason(self.admin) or "")
+        return [made[0]] if made else []
 
 
 def collect(
@@ -165,6 +179,7 @@ def collect(
     due = survey(report, candidates, checkout)
     statuses = job_states(_jobs_of(due), job_timeout) if _jobs_of(due) else {}
     settle_all(report, checkout, due, statuses)
+    report.temp_files = sweep_temp_files(checkout.common_dir, now, dry_run)
     if branches:
         known = [c.record for c in candidates if c.record is not None]
         gone = {w.id for w in report.worktrees if w.action != KEPT}
@@ -236,11 +251,33 @@ def worktree_of(admin: Path) -> Optional[Path]:
 
 def being_made(admin: Path) -> bool:
     """Locked by `worktrees.add_worktree` and never given a record: made, or crashed, by us."""
+    return making_branch_and_host(_lock_reason(admin) or "") is not None
+
+
+def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
+    """Is a process still making this half-made snapshot? None: cannot tell.
+
+    Its maker holds the `tree_lock` of the snapshot's tree from before `git worktree add`
+    until the record is written: a free lock means nobody is making it. Trusted only on the
+    host that made it (flock need not reach across hosts on every shared file system).
+    """
+    made = making_branch_and_host(_lock_reason(candidate.admin) or "")
+    if made is None or made[1] != socket.gethostname():
+        return None
+    tree = head_tree(checkout.git, candidate.admin)
+    return None if tree is None else not tree_lock_is_free(checkout.common_dir, tree)
+
+
+def head_tree(git: Git, admin: Path) -> Optional[str]:
+    """The tree of the commit a (detached) worktree's HEAD names, if it names one."""
     try:
-        reason = (admin / "locked").read_text(encoding="utf-8").strip()
+        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
     except OSError:
-        return False
-    return reason.startswith(LOCK_REASON_MARK) and reason.endswith(BEING_MADE)
+        return None
+    if len(head) not in (40, 64) or head.strip("0") == "":
+        return None  # a symbolic ref, or git's placeholder of a worktree still being added
+    rc, out, _ = git.run("rev-parse", "--verify", "--quiet", f"{head}^{{tree}}", check=False)
+    return out.strip() if rc == 0 else None
 
 
 def last_activity(candidate: Candidate) -> float:
@@ -265,7 +302,10 @@ def precheck(
     if _same_path(candidate.worktree, checkout.toplevel):
         return kept(candidate, "current", "gc runs inside this worktree")
     if candidate.record is None:
-        return _precheck_half_made(candidate, older_than, now)
+        alive = maker_alive(candidate, checkout)
+        if alive is None:
+            return _precheck_half_made(candidate, older_than, now)
+        return kept(candidate, "in-use", "a snapshot is being made") if alive else None
     foreign = foreign_lock(candidate.admin)
     if foreign is not None:
         return kept(candidate, "locked", f"locked by someone else: {foreign}")
@@ -392,7 +432,7 @@ def _remove_if_clean(
     dry_run: bool,
 ) -> WorktreeReport:
     try:
-        files = job_written_files(candidate)
+        files = job_written_files(candidate) if candidate.record is not None else []
     except GitSlurmError as exc:
         if not force:
             return kept(candidate, "failed", f"cannot inspect it: {exc}", jobs=jobs)
@@ -405,6 +445,9 @@ def _remove_if_clean(
         if failure is not None:
             report = kept(candidate, "failed", failure, jobs=jobs)
             return _with_files(report, files)
+    if candidate.record is None:
+        detail = "half made by a snapshot that was interrupted"
+        return _outcome(candidate, REMOVED, "abandoned", detail, jobs, usage)
     detail = "unused" + (f"; --force: also its {job_files_detail(files)}" if files else "")
     return _with_files(_outcome(candidate, REMOVED, "unused", detail, jobs, usage), files)
 
@@ -454,6 +497,32 @@ def _pruned_id(line: str) -> Optional[str]:
     """`Removing worktrees/<id>: <why>` -> id."""
     head = line.strip().partition(":")[0]
     return head.removeprefix("Removing worktrees/") if head.startswith("Removing ") else None
+
+
+# ---- what killed snapshots leave in git dirs ---------------------------------------------
+
+
+def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
+    """Remove (with `dry_run`: list) the private index copies of captures (`capture.py`) and
+    the half-written records (`records.write_record`) that a killed snapshot left behind.
+
+    Nothing tells a live capture's copy from a dead one's, so only those whose inode changed
+    longer than `IN_USE_GRACE` ago go (the ctime: the copy keeps the user's index's mtime).
+    """
+    git_dirs = [common_dir, *(common_dir / "worktrees").glob("*")]
+    patterns = ("git-slurm-index.*", f"{RECORD_NAME}.*.tmp")
+    stale = []
+    for git_dir in git_dirs:
+        for path in (p for pattern in patterns for p in git_dir.glob(pattern)):
+            try:
+                if path.is_file() and now - path.lstat().st_ctime > IN_USE_GRACE:
+                    stale.append(path)
+            except OSError:
+                continue
+    if not dry_run:
+        for path in stale:
+            path.unlink(missing_ok=True)
+    return sorted(str(p) for p in stale)
 
 
 # ---- what jobs wrote ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from git_slurm import faults
 from git_slurm.errors import UsageError
 
 
@@ -59,6 +60,7 @@ def make_links(worktree: Path, origin: Path, rels: list[str]) -> list[Link]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to(target)
         made.append(Link(rel=rel, path=path, target=target))
+        faults.point("links")
     return made
 
 

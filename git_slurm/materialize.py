@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
+from git_slurm import faults
 from git_slurm.errors import GitSlurmError
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
@@ -203,6 +204,7 @@ def _populate(
     shutil.copyfile(source.admin / "index", git.git_dir / "index")
     files, gitlinks = _linkable(index_entries(git), (*source.links, *link_rels))
     linked = link_files(source.worktree, git.work_tree, files, gitlinks)
+    faults.point("worktree")
     git.run(*STAT_CHECK, "read-tree", "-m", "-u", source.commit, commit)
     restored = _restore_uncovered(git, source.links, link_rels)
     written = [rel for status, rel in changes if status != "D"] + restored

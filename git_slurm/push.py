@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -64,3 +65,15 @@ def push_branch(
     if explicit:
         raise GitSlurmError(message)
     return PushResult(None, f"warning: {message}")
+
+
+def unpush(git: Git, name: BranchName, remote: str, commit: str) -> None:
+    """Best effort: delete `name` on `remote` again, only while it is still at `commit` (a
+    snapshot that failed after its push). A failure leaves a valid snapshot branch there."""
+    lease = f"--force-with-lease={name.ref}:{commit}"
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    with contextlib.suppress(GitSlurmError):  # timed out
+        git.run(
+            "push", "--quiet", "--no-verify", lease, remote, f":{name.ref}",
+            env=env, timeout=PUSH_TIMEOUT, check=False,
+        )  # fmt: skip

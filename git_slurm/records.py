@@ -23,6 +23,7 @@ from typing import Any, Optional
 RECORD_NAME = "git-slurm.json"
 LOCK_NAME = "git-slurm.lock"
 LOCK_REASON_MARK = "git-slurm snapshot"
+BEING_MADE = "(being made)"
 FORMAT_VERSION = 1
 
 
@@ -107,6 +108,24 @@ def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
     (admin_dir / "locked").write_text(lock_reason(record), encoding="utf-8")
 
 
+def making_reason(branch: str) -> str:
+    """The lock reason of a worktree from `git worktree add` until its record is written:
+    whose it is, and on which host it is being made (`git slurm-gc` reads both back)."""
+    return f"{LOCK_REASON_MARK} {branch} on {socket.gethostname()} {BEING_MADE}"
+
+
+def making_branch_and_host(reason: str) -> Optional[tuple[str, Optional[str]]]:
+    """(branch, host) of a `making_reason`; host None when the reason does not name one (an
+    older git-slurm's); None when the reason is not one of a worktree being made."""
+    text = reason.strip()
+    if not (text.startswith(f"{LOCK_REASON_MARK} ") and text.endswith(f" {BEING_MADE}")):
+        return None
+    words = text[len(LOCK_REASON_MARK) : -len(BEING_MADE)].split()
+    if len(words) == 3 and words[1] == "on":
+        return words[0], words[2]
+    return (words[0], None) if len(words) == 1 else None
+
+
 def lock_reason(record: SnapshotRecord) -> str:
     """What `git worktree list` shows after `locked`: whose snapshot it is, and its jobs."""
     jobs = ",".join(j.id for j in record.jobs[-5:]) or "none yet"
@@ -132,11 +151,35 @@ def repository_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]
 def tree_lock(common_dir: Path, tree: str) -> contextlib.AbstractContextManager[None]:
     """Serialise snapshots of one tree, so concurrent launches of it share one worktree.
 
-    256 buckets by the tree id's first byte: few lock files, and different trees rarely wait.
+    Held while a snapshot reuses or makes a worktree, until its record is written: so it
+    also tells `git slurm-gc` whether a worktree being made still has a maker
+    (`tree_lock_is_free`). 256 buckets by the tree id's first byte: few lock files, and
+    different trees rarely wait.
     """
     locks = common_dir / "git-slurm-locks"
     locks.mkdir(exist_ok=True)
     return _flock(locks / f"{tree[:2]}.lock")
+
+
+def tree_lock_is_free(common_dir: Path, tree: str) -> bool:
+    """Does no process hold `tree_lock` for `tree` right now?
+
+    A snapshot holds it from before `git worktree add` until the record is written (or the
+    half-made worktree is removed again), and the kernel drops a flock when its holder dies:
+    so a worktree still locked as being made whose tree lock is free was abandoned by a
+    process that died. (Held: some snapshot of a tree in the same bucket runs, maybe this one.)
+    """
+    path = common_dir / "git-slurm-locks" / f"{tree[:2]}.lock"
+    try:
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
+    except OSError:
+        return False  # cannot tell: the caller falls back to waiting
 
 
 def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from git_slurm import odb
+from git_slurm import faults, odb
 from git_slurm.branches import create_snapshot_branch, delete_snapshot_branch, validate_prefix
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.head import read_head
 from git_slurm.links import Link, make_links, plan_links
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
-from git_slurm.push import PushResult, default_remote, push_branch
+from git_slurm.push import PushResult, default_remote, push_branch, unpush
 from git_slurm.records import (
     Launch,
     SnapshotRecord,
@@ -123,11 +123,15 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
             [base] if base else [],
             commit_message(checkout, options, base, on_branch),
         )
+    faults.point("commit")
     notes = list(capture.notes)
     why = f"git-slurm: snapshot of {on_branch or 'detached HEAD'}"
+    pushed = PushResult(None, None)
     branch = create_snapshot_branch(checkout.git, options.prefix, commit, why)
     try:
+        faults.point("branch")
         pushed = _push(checkout, options, branch, on_branch)
+        faults.point("push")
         if pushed.note:
             notes.append(pushed.note)
         placed = _Placement()
@@ -135,8 +139,8 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
             placed = _materialise(
                 checkout, worktree_dir, branch, commit, base, capture.tree, link_rels
             )
-    except BaseException:
-        delete_snapshot_branch(checkout.git, branch, commit)
+    except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
+        _undo_branch(checkout, branch, commit, pushed)
         raise
     workdir = None
     if placed.worktree is not None:
@@ -189,6 +193,14 @@ def _push(
         explicit=options.push is True,
         remote_given=options.remote is not None,
     )
+
+
+def _undo_branch(checkout: Checkout, branch: BranchName, commit: Oid, pushed: PushResult) -> None:
+    """Delete the branch of a snapshot that failed after making it: on the remote it was pushed
+    to, then here (each only while it still points at the snapshot)."""
+    if pushed.remote is not None:
+        unpush(checkout.git, branch, pushed.remote, commit)
+    delete_snapshot_branch(checkout.git, branch, commit)
 
 
 def _materialise(
@@ -254,9 +266,10 @@ def _new_worktree(
             last_used=now,
             launches=[launch],
         )
+        faults.point("record")
         with repository_lock(checkout.common_dir):
             write_record(made.admin, record)
-    except BaseException:
+    except BaseException:  # still locked as being made (no record): nothing else touched it
         remove_worktree(checkout.git, path)
         raise
     return _Placement(path, links, materialised=made)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Optional
 
+from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
-from git_slurm.records import LOCK_REASON_MARK, admin_dir_of, creation_lock
+from git_slurm.records import admin_dir_of, creation_lock, making_reason
 
 DEFAULT_DIR_NAME = "slurm-snapshots"
 
@@ -50,28 +52,42 @@ def add_worktree(
     admin dir. With `checkout=False` it has HEAD but neither files nor an index yet.
 
     Detached, so the branch stays free for the user to check out; locked with a reason, so
-    `git worktree prune` leaves it alone and `git worktree list` says what it is. Hooks are
+    `git worktree prune` leaves it alone and `git worktree list` says what it is: "being
+    made" until the record replaces it, which is how `git slurm-gc` recognises a snapshot
+    whose maker died half-way (the caller holds `tree_lock` meanwhile). Hooks are
     off (NO_HOOKS in Git), so the user's post-checkout does not fire. Only the admin dir is
     made under the creation lock; the checkout (what `git worktree add` runs itself, `git
     reset --hard`) runs outside it, with git's parallel checkout.
     """
-    reason = f"{LOCK_REASON_MARK} {branch} (being made)"
-    with creation_lock(common_dir):
-        git.run(
-            "worktree", "add", "--quiet", "--detach", "--no-checkout", "--lock",
-            "--reason", reason, str(path), commit,
-        )  # fmt: skip
-    admin = admin_dir_of(path)
-    if admin is None:
-        raise GitSlurmError(f"git worktree add made no worktree at {path}")
-    if checkout:
-        try:
+    reason = making_reason(branch)
+    try:
+        with creation_lock(common_dir):
+            git.run(
+                "worktree", "add", "--quiet", "--detach", "--no-checkout", "--lock",
+                "--reason", reason, str(path), commit,
+            )  # fmt: skip
+        admin = admin_dir_of(path)
+        if admin is None:
+            raise GitSlurmError(f"git worktree add made no worktree at {path}")
+        if checkout:
+            faults.point("worktree")
             files = (*STREAMING, *parallel_checkout(git))
             Git(admin, path).run(*files, "reset", "--hard", "--quiet", "--no-recurse-submodules")
-        except BaseException:
+    except BaseException:
+        # also after an interrupt during `git worktree add`, which may have finished: but
+        # only a worktree with this very reason is ours (a path taken already is not)
+        if _lock_reason(path) == reason:
             remove_worktree(git, path)
-            raise
+        raise
     return admin
+
+
+def _lock_reason(path: Path) -> Optional[str]:
+    admin = admin_dir_of(path)
+    try:
+        return None if admin is None else (admin / "locked").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
 
 
 def parallel_checkout(git: Git) -> tuple[str, ...]:

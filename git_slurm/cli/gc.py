@@ -172,8 +172,10 @@ MANUAL = ManSource(
         "needs any more, and says for every other one why it stays.",
         "Only worktrees that git-slurm made are considered: it recognises them by the record "
         "it keeps in the worktree's admin dir (git-slurm.json), never by name. A snapshot "
-        "that crashed while being made (locked as being made, no record) counts as well once "
-        "it has not changed for 15 minutes.",
+        "that was interrupted while being made (locked as being made, no record) counts as "
+        "well: at once when it was made on this host and no git-slurm process is making it "
+        "any more (a file lock tells), else once it has not changed for 15 minutes. Leftover "
+        "private index copies of interrupted captures are removed after 15 minutes.",
         "A worktree is removed when all of these hold: it was last used (made, or reused by a "
         "launch) more than AGE ago; no launch is between making it and recording its jobs (15 "
         "minutes); none of its recorded jobs is live; and it holds no file a job wrote.",
