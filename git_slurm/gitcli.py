@@ -41,6 +41,10 @@ REPO_LOCAL_VARS = (
 # `/dev/null/<hook>` can never exist, so no hook of the user's runs for our own git calls.
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 
+# git-lfs's smudge filter downloads content that is not in the local store: for our own calls
+# it writes the pointer instead (git_slurm.lfs then fills in what the local store has).
+NEVER_DOWNLOAD = {"GIT_LFS_SKIP_SMUDGE": "1"}
+
 DEFAULT_TIMEOUT = 600.0
 
 
@@ -60,7 +64,7 @@ def clean_environment(extra: Optional[Mapping[str, str]] = None) -> Iterator[Non
     with local.env():
         for name in REPO_LOCAL_VARS:
             local.env.pop(name, "")
-        local.env.update(**dict(extra or {}))
+        local.env.update(**NEVER_DOWNLOAD, **dict(extra or {}))
         yield
 
 

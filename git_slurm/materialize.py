@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from git_slurm import faults
+from git_slurm import faults, lfs
 from git_slurm.errors import GitSlurmError
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
@@ -65,10 +65,23 @@ class Materialised:
     source: Optional[Path]  # the snapshot worktree whose files were linked; None: a checkout
     linked: int  # files hard-linked from the source
     written: int  # files git wrote
+    lfs_pointers: tuple[str, ...] = ()  # git-lfs files left as pointers: content not local
 
     def to_json(self) -> dict[str, Any]:
         source = None if self.source is None else str(self.source)
         return {"source": source, "linked": self.linked, "written": self.written}
+
+    def note(self) -> Optional[str]:
+        """What the user must know about the files, if anything."""
+        if not self.lfs_pointers:
+            return None
+        listed = ", ".join(self.lfs_pointers[:3])
+        more = f" and {len(self.lfs_pointers) - 3} more" if len(self.lfs_pointers) > 3 else ""
+        return (
+            f"{len(self.lfs_pointers)} git-lfs file(s) are only pointers in the snapshot, "
+            f"their content is not in the local LFS store: {listed}{more} (`git lfs fetch` "
+            "gets it for the next snapshot; git-slurm never downloads)"
+        )
 
 
 @dataclass(frozen=True)
@@ -112,11 +125,12 @@ def check_out(
     """A plain checkout (as `git worktree add` makes it), its regular files then read-only."""
     admin = add_worktree(git, common_dir, path, commit, branch)
     try:
+        pointers = lfs.fill_in(Git(admin, path)) if lfs.uses_lfs(git) else []
         written = read_only_tree(path)
     except BaseException:
         remove_worktree(git, path)
         raise
-    return Materialised(admin, None, 0, written)
+    return Materialised(admin, None, 0, written, tuple(pointers))
 
 
 # ---- choosing a source ---------------------------------------------------------------------
@@ -189,14 +203,19 @@ def link_from(
         raise GitSlurmError("attributes changed since the source snapshot")
     admin = add_worktree(git, common_dir, path, commit, branch, checkout=False)
     try:
-        return _populate(Git(admin, path), source, commit, changes, link_rels)
+        return _populate(Git(admin, path), source, commit, changes, link_rels, lfs.uses_lfs(git))
     except BaseException:
         remove_worktree(git, path)
         raise
 
 
 def _populate(
-    git: Git, source: Source, commit: Oid, changes: list[tuple[str, str]], link_rels: list[str]
+    git: Git,
+    source: Source,
+    commit: Oid,
+    changes: list[tuple[str, str]],
+    link_rels: list[str],
+    uses_lfs: bool,
 ) -> Materialised:
     assert git.work_tree is not None
     # a fresh mtime for the copy: the source's racily clean entries were written by our own
@@ -208,9 +227,14 @@ def _populate(
     git.run(*STAT_CHECK, "read-tree", "-m", "-u", source.commit, commit)
     restored = _restore_uncovered(git, source.links, link_rels)
     written = [rel for status, rel in changes if status != "D"] + restored
-    make_read_only(git.work_tree, written)
+    pointers: list[str] = []
+    if uses_lfs:  # git-lfs writes new files, linked pointers included: all made read-only
+        pointers = lfs.fill_in(git)
+        read_only_tree(git.work_tree)
+    else:
+        make_read_only(git.work_tree, written)
     verify(git, commit, link_rels)
-    return Materialised(git.git_dir, source.worktree, linked, len(written))
+    return Materialised(git.git_dir, source.worktree, linked, len(written), tuple(pointers))
 
 
 def tree_changes(git: Git, old: Oid, new: Oid) -> list[tuple[str, str]]:

@@ -142,6 +142,9 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
         _undo_branch(checkout, branch, commit, pushed)
         raise
+    lfs_note = placed.materialised.note() if placed.materialised else None
+    if lfs_note:
+        notes.append(lfs_note)
     workdir = None
     if placed.worktree is not None:
         workdir = placed.worktree / checkout.prefix if checkout.prefix else placed.worktree

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,16 @@ def slurm_cluster() -> Iterator[None]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     yield
+
+
+@pytest.fixture(scope="session")
+def git_lfs() -> None:
+    """git-lfs installed: skip without it on a laptop, fail in CI (which installs it)."""
+    if shutil.which("git-lfs") is None:
+        message = "git-lfs is not installed (Debian: apt-get install git-lfs; .ci/run does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

@@ -153,6 +153,10 @@ MANUAL = ManSource(
         "jobs write lands here. A missing link target is created here as a directory. A "
         "worktree that already holds the identical tree and links is reused. git worktree "
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
+        "git-lfs files are recorded as their pointers, as git add records them. The worktree "
+        "gets their content from the repository's local LFS store (git lfs checkout); nothing "
+        "is ever downloaded. A file whose content is not local stays a pointer, and a note on "
+        "stderr names it. No LFS content is pushed (the user's pre-push hook does not run).",
         "The Hydra launcher (hydra/launcher=submitit_slurm or submitit_local with "
         "hydra.launcher.snapshot.enabled=true) runs this command once per launch and runs "
         "every job inside the worktree.",
