@@ -72,6 +72,12 @@ class SlurmConfig:
         value = int(out.strip())
         return value if value > 0 else None
 
+    def submodules(self) -> bool:
+        """`slurm.submodules`: check submodules out in snapshot worktrees."""
+        if self._last("slurm.submodules") is None:
+            return False
+        return self.git.config_bool("slurm.submodules") is True
+
     def gc_older_than(self) -> str:
         return self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from git_slurm import gcbranches
+from git_slurm import gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError
@@ -457,6 +457,9 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     is followed. On failure the lock is put back, so the worktree stays protected."""
     reason = _lock_reason(candidate.admin)
     path = str(candidate.worktree)
+    if candidate.record is not None and candidate.record.submodules:
+        # each through its own clone's `git worktree remove`, so that clone lists it no more
+        submodules.remove(candidate.worktree, candidate.record.submodules)
     git.run("worktree", "unlock", path, check=False)
     rc, _, err = git.run("worktree", "remove", "--force", path, check=False)
     if rc == 0:

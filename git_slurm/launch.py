@@ -35,6 +35,7 @@ class SnapshotSettings:
     push_to_remote: bool = True
     worktree_dir: Optional[str] = None
     message: Optional[str] = None
+    submodules: Optional[bool] = None  # None: the tool's default (git config slurm.submodules)
 
     def options(self) -> list[str]:
         """Command-line options; `push_to_remote: true` keeps the tool's default (push when a
@@ -49,6 +50,8 @@ class SnapshotSettings:
             argv.append("--no-push")
         if self.message:
             argv += ["-m", self.message]
+        if self.submodules is not None:
+            argv.append("--submodules" if self.submodules else "--no-submodules")
         return argv
 
 

@@ -64,6 +64,9 @@ class SnapshotRecord:
     # False once its files were found to differ from its commit (a job edited one): from then
     # on no new snapshot hard-links them (see materialize.py)
     shareable: bool = True
+    # the submodule worktrees checked out inside it (relative paths, nested ones too); None
+    # when submodules were not asked for (they are then empty directories)
+    submodules: Optional[list[str]] = None
 
     @property
     def branches(self) -> list[str]:

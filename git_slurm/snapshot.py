@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from git_slurm import faults, odb
+from git_slurm import faults, odb, submodules
 from git_slurm.branches import create_snapshot_branch, delete_snapshot_branch, validate_prefix
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.head import read_head
@@ -46,6 +46,7 @@ class SnapshotOptions:
     message: Optional[str] = None
     command_line: str = "git slurm-snapshot"
     max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED
+    submodules: bool = False  # check submodules out in the worktree, from the local clones
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,10 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
             notes.append(pushed.note)
         placed = _Placement()
         if worktree_dir is not None:
-            placed = _materialise(
-                checkout, worktree_dir, branch, commit, base, capture.tree, link_rels
+            target = _Target(
+                worktree_dir, branch, commit, base, capture.tree, link_rels, options.submodules
             )
+            placed = _materialise(checkout, target)
     except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
         _undo_branch(checkout, branch, commit, pushed)
         raise
@@ -206,94 +208,92 @@ def _undo_branch(checkout: Checkout, branch: BranchName, commit: Oid, pushed: Pu
     delete_snapshot_branch(checkout.git, branch, commit)
 
 
-def _materialise(
-    checkout: Checkout,
-    worktree_dir: Path,
-    branch: BranchName,
-    commit: Oid,
-    base: Optional[Oid],
-    tree: Oid,
-    link_rels: list[str],
-) -> _Placement:
-    """Reuse a worktree with the identical tree and links, else make a new one."""
-    with tree_lock(checkout.common_dir, tree):
-        reused = _reuse(checkout, worktree_dir, branch, commit, tree, link_rels)
+@dataclass(frozen=True)
+class _Target:
+    """What a snapshot's worktree must hold, and where it goes."""
+
+    worktree_dir: Path
+    branch: BranchName
+    commit: Oid
+    base: Optional[Oid]
+    tree: Oid
+    link_rels: list[str]
+    submodules: bool
+
+
+def _materialise(checkout: Checkout, target: _Target) -> _Placement:
+    """Reuse a worktree with the identical tree, links and submodules, else make a new one."""
+    with tree_lock(checkout.common_dir, target.tree):
+        reused = _reuse(checkout, target)
         if reused is not None:
-            links = _existing_links(reused, checkout.toplevel, link_rels)
+            links = _existing_links(reused, checkout.toplevel, target.link_rels)
             return _Placement(reused, links, reused=True)
-        return _new_worktree(checkout, worktree_dir, branch, commit, base, tree, link_rels)
+        return _new_worktree(checkout, target)
 
 
-def _reuse(
-    checkout: Checkout,
-    worktree_dir: Path,
-    branch: BranchName,
-    commit: Oid,
-    tree: Oid,
-    link_rels: list[str],
-) -> Optional[Path]:
-    """Record this launch in a worktree that already holds `tree` with these links, if any."""
+def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
+    """Record this launch in a worktree that already holds what `target` needs, if any."""
     now = time.time()
+    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
-            if _reusable(record, admin, worktree_dir, checkout.toplevel, tree, link_rels):
-                record.launches.append(Launch(branch=str(branch), commit=str(commit), time=now))
+            if _reusable(record, admin, checkout.toplevel, target):
+                record.launches.append(launch)
                 record.last_used = now
                 write_record(admin, record)
                 return Path(record.worktree)
     return None
 
 
-def _new_worktree(
-    checkout: Checkout,
-    worktree_dir: Path,
-    branch: BranchName,
-    commit: Oid,
-    base: Optional[Oid],
-    tree: Oid,
-    link_rels: list[str],
-) -> _Placement:
+def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
     now = time.time()
-    launch = Launch(branch=str(branch), commit=str(commit), time=now)
-    path = worktree_dir / str(branch)
-    made = materialise(checkout.git, checkout.common_dir, path, commit, branch, base, link_rels)
+    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
+    path = target.worktree_dir / str(target.branch)
+    made = materialise(
+        checkout.git,
+        checkout.common_dir,
+        path,
+        target.commit,
+        target.branch,
+        target.base,
+        target.link_rels,
+    )
+    nested: list[str] = []
     try:
-        links = make_links(path, checkout.toplevel, link_rels)
+        if target.submodules:
+            nested = submodules.check_out(checkout.git, checkout.toplevel, path, target.commit)
+        links = make_links(path, checkout.toplevel, target.link_rels)
         record = SnapshotRecord(
             worktree=str(path),
             origin=str(checkout.toplevel),
-            tree=str(tree),
-            base=None if base is None else str(base),
-            links=link_rels,
+            tree=str(target.tree),
+            base=None if target.base is None else str(target.base),
+            links=target.link_rels,
             created=now,
             last_used=now,
             launches=[launch],
+            submodules=nested if target.submodules else None,
         )
         faults.point("record")
         with repository_lock(checkout.common_dir):
             write_record(made.admin, record)
     except BaseException:  # still locked as being made (no record): nothing else touched it
+        submodules.remove(path, nested)
         remove_worktree(checkout.git, path)
         raise
     return _Placement(path, links, materialised=made)
 
 
-def _reusable(
-    record: SnapshotRecord,
-    admin: Path,
-    worktree_dir: Path,
-    origin: Path,
-    tree: Oid,
-    link_rels: list[str],
-) -> bool:
+def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target) -> bool:
     worktree = Path(record.worktree)
     return (
-        record.tree == tree
+        record.tree == target.tree
         and record.origin == str(origin)
-        and sorted(record.links) == sorted(link_rels)
-        and worktree.parent == worktree_dir
+        and sorted(record.links) == sorted(target.link_rels)
+        and (record.submodules is not None) == target.submodules
+        and worktree.parent == target.worktree_dir
         and admin_dir_of(worktree) == admin
-        and all(os.path.islink(worktree / rel) for rel in link_rels)
+        and all(os.path.islink(worktree / rel) for rel in target.link_rels)
     )
 
 

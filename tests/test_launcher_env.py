@@ -49,6 +49,7 @@ def test_settings_become_snapshot_options() -> None:
         push_to_remote=False,
         worktree_dir="~/wt",
         message="sweep",
+        submodules=True,
     ).options()
     home = str(Path("~/wt").expanduser())
     assert custom == [
@@ -62,7 +63,9 @@ def test_settings_become_snapshot_options() -> None:
         "--no-push",
         "-m",
         "sweep",
+        "--submodules",
     ]
+    assert SnapshotSettings(submodules=False).options()[-1] == "--no-submodules"
 
 
 def test_error_line_is_the_tools_error_without_its_prefix() -> None:

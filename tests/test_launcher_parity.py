@@ -56,6 +56,7 @@ OWN: dict[str, Any] = {
         "symlink_paths": ["outputs", "multirun", ".submitit"],
         "push_to_remote": True,
         "worktree_dir": None,
+        "submodules": None,
     },
     "wait": True,
 }

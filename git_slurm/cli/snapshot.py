@@ -46,6 +46,15 @@ class SnapshotApp(GitSlurmApp):
         "slurm-snapshots/ in the common git dir)",
     )
     no_worktree = cli.Flag("--no-worktree", help="make (and push) the branch only")
+    submodules = cli.Flag(
+        "--submodules",
+        excludes=["--no-submodules"],
+        help="check submodules out in the worktree at their recorded commits, from their "
+        "clones in this checkout, never over the network (git config slurm.submodules)",
+    )
+    no_submodules = cli.Flag(
+        "--no-submodules", help="leave submodules as empty directories (the default)"
+    )
     push = cli.Flag("--push", excludes=["--no-push"], help="push the branch; failure is an error")
     no_push = cli.Flag(
         "--no-push",
@@ -106,6 +115,7 @@ class SnapshotApp(GitSlurmApp):
             message=self.message,
             command_line=shlex.join(["git", "slurm-snapshot", *sys.argv[1:]]),
             max_untracked=settings.max_untracked_size(),
+            submodules=self.submodules or (not self.no_submodules and settings.submodules()),
         )
 
 
@@ -135,7 +145,8 @@ MANUAL = ManSource(
     name="git-slurm-snapshot",
     summary="record the working tree as a snapshot branch and worktree for SLURM jobs",
     synopsis="git slurm-snapshot [--prefix P] [--link PATH]... [--worktree-dir DIR] "
-    "[--no-worktree]\n                   [--push | --no-push] [--remote NAME] [-m MSG] [--json]"
+    "[--no-worktree]\n                   [--submodules] [--push | --no-push] [--remote NAME] "
+    "[-m MSG] [--json]"
     "\ngit slurm-snapshot --install-hooks | --uninstall-hooks",
     description=[
         "Records the exact code state of the current work tree (HEAD plus uncommitted and "
@@ -153,6 +164,11 @@ MANUAL = ManSource(
         "jobs write lands here. A missing link target is created here as a directory. A "
         "worktree that already holds the identical tree and links is reused. git worktree "
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
+        "Submodules are recorded at their commits, as git add records them, and are empty "
+        "directories in the worktree. With --submodules each is checked out there at exactly "
+        "that commit, as a git worktree of its clone in this checkout (nested ones too): no "
+        "network, no objects copied. A submodule not cloned here, or whose clone lacks the "
+        "recorded commit, is an error.",
         "git-lfs files are recorded as their pointers, as git add records them. The worktree "
         "gets their content from the repository's local LFS store (git lfs checkout); nothing "
         "is ever downloaded. A file whose content is not local stays a pointer, and a note on "
@@ -194,6 +210,7 @@ MANUAL = ManSource(
             "slurm.maxUntrackedSize",
             "untracked files larger than this are refused (default 50m; 0 turns the check off).",
         ),
+        ("slurm.submodules", "true: default for --submodules (false)."),
         ("slurm.gcOlderThan", "default age for git slurm-gc and for the reminder hook (7d)."),
         ("slurm.reminders", "false silences the post-checkout reminder hook."),
     ],

@@ -100,6 +100,7 @@ def settings_from(params: Dict[str, Any], message: str) -> SnapshotSettings:
         push_to_remote=bool(params.get("push_to_remote", True)),
         worktree_dir=None if params.get("worktree_dir") is None else str(params["worktree_dir"]),
         message=message,
+        submodules=None if params.get("submodules") is None else bool(params["submodules"]),
     )
 
 

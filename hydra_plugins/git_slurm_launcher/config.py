@@ -39,6 +39,9 @@ class SnapshotConf:
     push_to_remote: bool = True
     # where snapshot worktrees are made; null: git config slurm.worktreeDir, else in .git
     worktree_dir: Optional[str] = None
+    # true: check submodules out in the worktree at their recorded commits, from their local
+    # clones (never over the network); null: git config slurm.submodules, else false
+    submodules: Optional[bool] = None
 
 
 @dataclass
