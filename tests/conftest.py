@@ -12,6 +12,7 @@ import pygit2
 import pytest
 from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative conftest import
 from plumbum import local
+from silentserver import SilentServer
 from slurm_support import slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,13 @@ def git_lfs() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.socket.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gitrepo import Repo, git, run_tool, user_state
+from silentserver import SilentServer
 
 pytestmark = pytest.mark.usefixtures("git_lfs")
 
@@ -24,29 +23,6 @@ def lfs_repo(path: Path) -> Repo:
     (repo.path / "weights.bin").write_bytes(os.urandom(200_000))
     repo.commit("track *.bin with git-lfs")
     return repo
-
-
-@pytest.fixture
-def silent_server() -> Iterator[socket.socket]:
-    """A local TCP port that accepts connections and never answers: any LFS download attempt
-    would connect here (and hang); the tests assert nothing ever connected."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.setblocking(False)
-    yield server
-    server.close()
-
-
-def connections(server: socket.socket) -> int:
-    count = 0
-    while True:
-        try:
-            conn, _ = server.accept()
-        except BlockingIOError:
-            return count
-        conn.close()
-        count += 1
 
 
 def digest(path: Path) -> str:
@@ -87,15 +63,14 @@ def test_incremental_snapshot_keeps_lfs_content(tmp_path: Path) -> None:
 
 
 def test_content_missing_locally_is_never_fetched(
-    tmp_path: Path, silent_server: socket.socket
+    tmp_path: Path, silent_server: SilentServer
 ) -> None:
     origin = lfs_repo(tmp_path / "origin")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(origin.path), str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
     repo = Repo(clone)
     repo.git("lfs", "install", "--local")
-    port = silent_server.getsockname()[1]
-    repo.git("config", "lfs.url", f"http://127.0.0.1:{port}/lfs")
+    repo.git("config", "lfs.url", silent_server.url)
     (repo.path / "local.bin").write_bytes(os.urandom(30_000))  # its content is local
     before = user_state(repo.path)
 
@@ -107,5 +82,5 @@ def test_content_missing_locally_is_never_fetched(
     assert (worktree / "weights.bin").read_bytes().startswith(POINTER_START)
     assert digest(worktree / "local.bin") == digest(repo.path / "local.bin")
     assert "weights.bin" in result.stderr and "git lfs fetch" in result.stderr
-    assert connections(silent_server) == 0
+    assert silent_server.connections() == 0
     assert user_state(repo.path) == before

@@ -3,39 +3,17 @@ the user's own clones, never over the network; removed again by `git slurm-gc`."
 
 from __future__ import annotations
 
-import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gitrepo import Repo, git, run_tool, user_state
+from silentserver import SilentServer
 from test_gc import age
 
 
 @pytest.fixture
-def silent_url() -> Iterator[tuple[str, socket.socket]]:
-    """A URL whose server accepts connections and never answers: a fetch would hang there."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.setblocking(False)
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/gone.git", server
-    server.close()
-
-
-def connections(server: socket.socket) -> int:
-    count = 0
-    while True:
-        try:
-            server.accept()[0].close()
-        except BlockingIOError:
-            return count
-        count += 1
-
-
-@pytest.fixture
-def project(tmp_path: Path, silent_url: tuple[str, socket.socket]) -> Repo:
+def project(tmp_path: Path, silent_server: SilentServer) -> Repo:
     """A repository with submodule `lib` (which has submodule `inner`), cloned here, whose
     URLs then point at a server that never answers."""
     inner = Repo.create(tmp_path / "inner-origin")
@@ -46,7 +24,7 @@ def project(tmp_path: Path, silent_url: tuple[str, socket.socket]) -> Repo:
     repo.git("submodule", "add", "-q", str(lib.path), "lib")
     repo.git("submodule", "update", "-q", "--init", "--recursive")
     repo.commit("add lib")
-    url = silent_url[0]
+    url = silent_server.url
     repo.git("config", "submodule.lib.url", url)
     git(repo.path / "lib", "config", "remote.origin.url", url)
     git(repo.path / "lib", "config", "submodule.inner.url", url)
@@ -86,9 +64,7 @@ def test_recorded_at_their_commits_and_left_empty(project: Repo) -> None:
     assert user_state(project.path) == before
 
 
-def test_checked_out_from_the_local_clones(
-    project: Repo, silent_url: tuple[str, socket.socket]
-) -> None:
+def test_checked_out_from_the_local_clones(project: Repo, silent_server: SilentServer) -> None:
     recorded = moved_on(project)
     inner_recorded = git(project.path / "lib/inner", "rev-parse", "HEAD").strip()
     before = user_state(project.path)
@@ -103,7 +79,7 @@ def test_checked_out_from_the_local_clones(
     assert git(lib / "inner", "rev-parse", "HEAD").strip() == inner_recorded
     assert (lib / "inner/pkg/model.py").read_text() == "VERSION = 1\n"
     assert not (lib / "lib.py").stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    assert connections(silent_url[1]) == 0
+    assert silent_server.connections() == 0
     assert user_state(project.path) == before
     assert user_state(project.path / "lib", project.path / ".git/modules/lib") == lib_state
 
@@ -136,7 +112,7 @@ def test_a_submodule_not_cloned_here_is_an_error(project: Repo) -> None:
 
 
 def test_a_recorded_commit_missing_locally_is_an_error_not_a_fetch(
-    project: Repo, silent_url: tuple[str, socket.socket], tmp_path: Path
+    project: Repo, silent_server: SilentServer, tmp_path: Path
 ) -> None:
     """lib's own commit records an `inner` commit that the local clone of inner lacks."""
     upstream = Repo(tmp_path / "inner-origin")
@@ -153,7 +129,7 @@ def test_a_recorded_commit_missing_locally_is_an_error_not_a_fetch(
     assert f"submodule lib/inner: its recorded commit {missing[:12]} is not in its clone" in (
         result.stderr
     )
-    assert connections(silent_url[1]) == 0
+    assert silent_server.connections() == 0
     assert project.git("worktree", "list", "--porcelain") == worktrees
     # the half-made submodule worktrees are gone from the clones too
     assert len(git(project.path / "lib", "worktree", "list").splitlines()) == 1
