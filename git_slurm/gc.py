@@ -39,6 +39,7 @@ from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.jobstate import JobStatus, job_states
 from git_slurm.records import (
+    IN_USE_GRACE,
     LOCK_REASON_MARK,
     RECORD_NAME,
     JobRef,
@@ -50,10 +51,6 @@ from git_slurm.records import (
 )
 from git_slurm.repo import Checkout
 
-# How long a snapshot may be "in the making" or "being handed to jobs": a worktree locked as
-# being made whose admin dir changed within this time, or a launch younger than this with no
-# job recorded after it, is never removed, whatever --older-than says.
-IN_USE_GRACE = 15 * 60.0
 JOB_QUERY_TIMEOUT = 10.0
 MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
 

@@ -25,6 +25,10 @@ LOCK_NAME = "git-slurm.lock"
 LOCK_REASON_MARK = "git-slurm snapshot"
 BEING_MADE = "(being made)"
 FORMAT_VERSION = 1
+# How long a snapshot may be "in the making" or "being handed to jobs": a worktree locked as
+# being made whose admin dir changed within this time, or a launch younger than this with no
+# job recorded after it, is never removed by `git slurm-gc`, whatever --older-than says.
+IN_USE_GRACE = 15 * 60.0
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ import pytest
 from gitrepo import ROOT, Repo, git, run_tool, user_state
 from launcher_apps.support import make_app_repo, run_app
 
-from git_slurm.gc import IN_USE_GRACE, collect
+from git_slurm.gc import collect
 from git_slurm.records import (
+    IN_USE_GRACE,
     admin_dir_of,
     read_record,
     repository_lock,
@@ -404,6 +405,7 @@ def test_a_launch_whose_submission_fails_leaves_no_worktree_locked_for_ever(
         f"hydra.launcher.submitit_folder={blocker}/%j",
     )
     assert done.returncode != 0 and "File exists" in done.stderr
+    assert "submitting the jobs failed; no job is recorded with" in done.stdout + done.stderr
     ((admin, record),) = snapshot_worktrees(repo.path / ".git")
     assert record.jobs == []
     worktree = record.worktree

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, open_dict
 from git_slurm.errors import GitSlurmError
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
+from git_slurm.records import IN_USE_GRACE
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,15 @@ class PreparedLaunch:
     configs: List[DictConfig]  # each job's config, composed at launch time
     setup: List[str]  # shell lines that put a job into the worktree
     job: SnapshotJob
+
+    def submission_failed(self) -> None:
+        """Say what becomes of the worktree: no job of this launch is recorded with it."""
+        log.error(
+            "git-slurm: submitting the jobs failed; no job is recorded with %s, so `git "
+            "slurm-gc` may remove it once the launch is %d minutes old",
+            self.snapshot.worktree,
+            IN_USE_GRACE // 60,
+        )
 
     def record(self, job_ids: Sequence[str], kind: str) -> None:
         """Record the jobs with the snapshot; they run already, so a failure only warns."""

@@ -150,6 +150,26 @@ class BaseSubmititLauncher(Launcher):
         assert num_jobs > 0
         prepared = self._prepare_snapshot(job_overrides)  # before anything is submitted
         wait = bool(self.params.get("wait", True))
+        try:
+            jobs, configs = self._submit(job_overrides, initial_job_idx, prepared, wait)
+        except BaseException:
+            if prepared:
+                prepared.submission_failed()
+            raise
+        if prepared:
+            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
+        if not wait:
+            return self._queued(jobs, job_overrides, configs, initial_job_idx)
+        return [j.results()[0] for j in jobs]
+
+    def _submit(
+        self,
+        job_overrides: Sequence[Sequence[str]],
+        initial_job_idx: int,
+        prepared: Optional[PreparedLaunch],
+        wait: bool,
+    ) -> tuple[List[Any], List[DictConfig]]:
+        """Submit every job; their submitit handles, and (not waiting) their configs."""
         executor = self.make_executor(
             self._detach_lines(wait) + (prepared.setup if prepared else [])
         )
@@ -160,12 +180,7 @@ class BaseSubmititLauncher(Launcher):
         configs = self._configs(job_overrides, prepared) if not wait else []
         job_params = self._job_params(job_overrides, initial_job_idx, prepared)
         runner = self._snapshot_runner(prepared.job) if prepared else self
-        jobs = executor.map_array(runner, *zip(*job_params))
-        if prepared:
-            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
-        if not wait:
-            return self._queued(jobs, job_overrides, configs, initial_job_idx)
-        return [j.results()[0] for j in jobs]
+        return executor.map_array(runner, *zip(*job_params)), configs
 
     def _make_sweep_dir(self, absolute: Optional[Path]) -> None:
         """As upstream; a snapshot launch passes the sweep dir made absolute in the checkout."""
