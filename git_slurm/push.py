@@ -42,7 +42,7 @@ def push_branch(
     remotes = git.out("remote").split()
     if remote not in remotes:
         if remote_given:
-            raise UsageError(f"no remote named {remote!r}")
+            raise UsageError(redact(f"no remote named {remote!r}"))
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
     try:

@@ -337,6 +337,18 @@ def test_push_failures(repo: Repo, tmp_path: Path) -> None:
     assert explicit.returncode == 1 and explicit.stderr.startswith("error: push of ")
     assert "hunter2" not in explicit.stderr
     assert repo.git("branch", "--list") == branches  # the failed snapshot left no branch
+    url = "https://user:hunter2@127.0.0.1:9/none.git"
+    repo.write("pkg/model.py", "VERSION = 'a new commit is written before the push'\n")
+    as_remote = repo.snapshot("--remote", url, "-m", "no secrets in here")
+    assert as_remote.returncode == 2 and "hunter2" not in as_remote.stderr
+    # neither the commit messages of the objects written meanwhile, nor any record, keep it
+    objects = repo.git(
+        "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)"
+    )
+    commits = [line.split()[0] for line in objects.splitlines() if line.endswith(" commit")]
+    assert all("hunter2" not in repo.git("cat-file", "commit", c) for c in commits)
+    records = list((repo.path / ".git").rglob("git-slurm.json"))
+    assert records and all("hunter2" not in r.read_text() for r in records)
 
 
 def test_no_remote_is_skipped_with_a_note(repo: Repo) -> None:

@@ -12,6 +12,7 @@ from plumbum import cli
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.manpages import ManSource
+from git_slurm.push import redact
 from git_slurm.repo import Checkout, discover
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
@@ -113,7 +114,8 @@ class SnapshotApp(GitSlurmApp):
             push=settings.push_default() if push is None else push,
             remote=self.remote,
             message=self.message,
-            command_line=shlex.join(["git", "slurm-snapshot", *sys.argv[1:]]),
+            # the commit message keeps the command, never a URL's credentials typed in it
+            command_line=redact(shlex.join(["git", "slurm-snapshot", *sys.argv[1:]])),
             max_untracked=settings.max_untracked_size(),
             submodules=self.submodules or (not self.no_submodules and settings.submodules()),
         )
