@@ -51,6 +51,22 @@ def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def os_error_line(exc: OSError) -> str:
+    """An operating-system failure (a read-only repository, a full disk, a vanished directory)
+    as git words one: `<path>: <reason>`; it is the machine's state, not a bug of ours."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else exc.filename
+    return f"{where}: {reason}"
+
+
+def debug_traceback() -> None:
+    """The traceback of the exception being handled, only with GIT_SLURM_DEBUG set."""
+    if os.environ.get("GIT_SLURM_DEBUG"):
+        traceback.print_exc()
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=None, sort_keys=False))
 
@@ -70,8 +86,11 @@ def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         fail("interrupted")
         return ExitCode.INTERRUPTED
+    except OSError as exc:  # what a module did not word itself still gets a plain line
+        debug_traceback()
+        fail(os_error_line(exc))
+        return ExitCode.FAILURE
     except Exception as exc:  # a bug: still one line, the traceback only on request
-        if os.environ.get("GIT_SLURM_DEBUG"):
-            traceback.print_exc()
+        debug_traceback()
         fail(f"internal error: {type(exc).__name__}: {exc} (GIT_SLURM_DEBUG=1 shows more)")
         return ExitCode.FAILURE
