@@ -49,7 +49,13 @@ class Capture:
 @contextmanager
 def temporary_index(checkout: Checkout) -> Iterator[Path]:
     """A private copy of the user's index (for its stat cache); the original is only read."""
-    fd, name = tempfile.mkstemp(prefix="git-slurm-index.", dir=checkout.git_dir)
+    try:
+        fd, name = tempfile.mkstemp(prefix="git-slurm-index.", dir=checkout.git_dir)
+    except OSError as exc:
+        raise GitSlurmError(
+            f"cannot capture the working tree: cannot write in {checkout.git_dir} "
+            f"({exc.strerror}); a snapshot needs a writable repository"
+        ) from exc
     os.close(fd)
     path = Path(name)
     try:

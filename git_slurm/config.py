@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from git_slurm.age import parse_age
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED
 from git_slurm.errors import UsageError
 from git_slurm.gitcli import Git
+from git_slurm.push import PUSH_TIMEOUT
 from git_slurm.repo import Checkout
 from git_slurm.worktrees import DEFAULT_DIR_NAME
 
@@ -77,6 +79,19 @@ class SlurmConfig:
         if self._last("slurm.submodules") is None:
             return False
         return self.git.config_bool("slurm.submodules") is True
+
+    def push_timeout(self) -> float:
+        """`slurm.pushTimeout` (`90s`, `2m`), in seconds; else 120."""
+        value = self._last("slurm.pushTimeout")
+        if value is None:
+            return PUSH_TIMEOUT
+        try:
+            seconds = parse_age(value)
+        except UsageError as exc:
+            raise UsageError(f"bad slurm.pushTimeout: {exc}") from exc
+        if seconds <= 0:
+            raise UsageError(f"bad slurm.pushTimeout {value!r}: it must be longer than 0s")
+        return seconds
 
     def gc_older_than(self) -> str:
         return self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE

@@ -43,6 +43,7 @@ from git_slurm.records import (
     LOCK_REASON_MARK,
     RECORD_NAME,
     JobRef,
+    Launch,
     SnapshotRecord,
     making_branch_and_host,
     read_record,
@@ -346,11 +347,21 @@ def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
     A launch makes (or reuses) the snapshot, submits the jobs and only then records them: in
     between, no record shows that jobs are about to run here.
     """
-    launched = max((launch.time for launch in record.launches), default=record.created)
-    since = now - launched
-    if since > IN_USE_GRACE or any(job.submitted >= launched for job in record.jobs):
-        return None
-    return f"launched {_ago(since)} ago; its jobs may not be recorded yet"
+    launches = record.launches or [Launch(branch="", commit="", time=record.created)]
+    for launch in launches:
+        since = now - launch.time
+        if since <= IN_USE_GRACE and not _recorded(record, launch):
+            return f"launched {_ago(since)} ago; its jobs may not be recorded yet"
+    return None
+
+
+def _recorded(record: SnapshotRecord, launch: Launch) -> bool:
+    """Has `launch` recorded its jobs? Another launch's jobs, recorded later, say nothing
+    about it (jobs of older records, which name no launch, count by time)."""
+    return any(
+        job.launch == launch.branch if job.launch else job.submitted >= launch.time
+        for job in record.jobs
+    )
 
 
 def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:

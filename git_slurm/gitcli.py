@@ -7,14 +7,16 @@ stripped and the repository is named explicitly; the user's hooks are switched o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 from plumbum import local
-from plumbum.commands.processes import ProcessTimedOut
 
 from git_slurm.errors import ExitCode, GitSlurmError
 
@@ -77,23 +79,65 @@ def run_git(
     timeout: float = DEFAULT_TIMEOUT,
     check: bool = True,
     user_environment: bool = False,
+    shown: Optional[list[str]] = None,
 ) -> tuple[int, str, str]:
     """Run git; return (status, stdout, stderr).
 
     The environment is cleaned of repository-local variables unless `user_environment`
-    (only for finding the user's repository the way git itself would).
+    (only for finding the user's repository the way git itself would). `shown` is how an
+    error names the command (default: all of `args`).
     """
     command: Any = local["git"][args]
-    if stdin is not None:
-        command = command << stdin
     with local.env() if user_environment else clean_environment(env):
+        proc = command.popen(
+            cwd=cwd or Path.cwd(),
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+            encoding="utf-8",
+            errors="surrogateescape",  # paths that are not UTF-8 make the round trip
+        )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_tree(proc)
+        raise GitSlurmError(f"git {' '.join(shown or args)} timed out after {timeout:g}s") from exc
+    except BaseException:
+        _kill_tree(proc)
+        raise
+    if check and proc.returncode != 0:
+        raise GitFailed(shown or args, proc.returncode, err)
+    return proc.returncode, out, err
+
+
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Kill git and every process below it, then reap it: git's transport helpers and ssh
+    hold its output pipes open, so killing git alone would leave us waiting on them."""
+    for pid in [*_descendants(proc.pid), proc.pid]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)  # a daemon that escaped (ssh ControlPersist) must not hang us
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from Linux's /proc (empty where it cannot tell)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
         try:
-            rc, out, err = command.run(retcode=None, timeout=timeout, cwd=cwd or Path.cwd())
-        except ProcessTimedOut as exc:
-            raise GitSlurmError(f"git {' '.join(args)} timed out after {timeout:g}s") from exc
-    if check and rc != 0:
-        raise GitFailed(args, rc, err)
-    return rc, out, err
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [
+                    int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+                ]
+            except (OSError, ValueError):
+                continue
+            found += children
+            pending += children
+    return found
 
 
 class Git:
@@ -119,7 +163,13 @@ class Git:
     ) -> tuple[int, str, str]:
         cwd = self.work_tree or self.git_dir
         return run_git(
-            [*self._base(), *args], cwd=cwd, env=env, stdin=stdin, timeout=timeout, check=check
+            [*self._base(), *args],
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            timeout=timeout,
+            check=check,
+            shown=list(args),
         )
 
     def out(self, *args: str, env: Optional[Mapping[str, str]] = None) -> str:

@@ -177,16 +177,18 @@ def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> Launch
     return LaunchSnapshot.from_json(data, launch_dir, seconds)
 
 
-def job_ref(job_id: str, kind: str) -> JobRef:
+def job_ref(job_id: str, kind: str, launch: Optional[str] = None) -> JobRef:
     """The record of one submitted job: a SLURM job id, or a local job's process id."""
     if kind == "local":
         # imported here: jobstate brings plumbum, which the launcher's other paths don't need
         from git_slurm.jobstate import process_start_ticks
 
-        return JobRef(id=job_id, kind=kind, start_ticks=process_start_ticks(int(job_id)))
-    return JobRef(id=job_id, kind=kind)
+        ticks = process_start_ticks(int(job_id))
+        return JobRef(id=job_id, kind=kind, start_ticks=ticks, launch=launch)
+    return JobRef(id=job_id, kind=kind, launch=launch)
 
 
 def record_jobs(snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str) -> SnapshotRecord:
     """Remember with the snapshot worktree which jobs run from it (for gc and for the user)."""
-    return add_jobs(snapshot.worktree, [job_ref(job_id, kind) for job_id in job_ids])
+    refs = [job_ref(job_id, kind, snapshot.branch) for job_id in job_ids]
+    return add_jobs(snapshot.worktree, refs)

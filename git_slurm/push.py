@@ -36,7 +36,13 @@ def default_remote(git: Git, branch: Optional[str]) -> str:
 
 
 def push_branch(
-    git: Git, name: BranchName, remote: str, *, explicit: bool, remote_given: bool
+    git: Git,
+    name: BranchName,
+    remote: str,
+    *,
+    explicit: bool,
+    remote_given: bool,
+    timeout: float = PUSH_TIMEOUT,
 ) -> PushResult:
     """Push `name`; failure is an error when the push was asked for, else a warning."""
     remotes = git.out("remote").split()
@@ -53,7 +59,7 @@ def push_branch(
             remote,
             f"{name.ref}:{name.ref}",
             env=env,
-            timeout=PUSH_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except GitSlurmError as exc:  # timed out
@@ -67,7 +73,9 @@ def push_branch(
     return PushResult(None, f"warning: {message}")
 
 
-def unpush(git: Git, name: BranchName, remote: str, commit: str) -> None:
+def unpush(
+    git: Git, name: BranchName, remote: str, commit: str, timeout: float = PUSH_TIMEOUT
+) -> None:
     """Best effort: delete `name` on `remote` again, only while it is still at `commit` (a
     snapshot that failed after its push). A failure leaves a valid snapshot branch there."""
     lease = f"--force-with-lease={name.ref}:{commit}"
@@ -75,5 +83,5 @@ def unpush(git: Git, name: BranchName, remote: str, commit: str) -> None:
     with contextlib.suppress(GitSlurmError):  # timed out
         git.run(
             "push", "--quiet", "--no-verify", lease, remote, f":{name.ref}",
-            env=env, timeout=PUSH_TIMEOUT, check=False,
+            env=env, timeout=timeout, check=False,
         )  # fmt: skip

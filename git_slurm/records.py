@@ -40,6 +40,7 @@ class JobRef:
     host: str = field(default_factory=socket.gethostname)
     submitted: float = field(default_factory=time.time)
     start_ticks: Optional[int] = None  # local jobs: /proc/PID/stat start time, against PID reuse
+    launch: Optional[str] = None  # branch of the launch that submitted it (None: older record)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from git_slurm.head import read_head
 from git_slurm.links import Link, make_links, plan_links
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
-from git_slurm.push import PushResult, default_remote, push_branch, unpush
+from git_slurm.push import PUSH_TIMEOUT, PushResult, default_remote, push_branch, unpush
 from git_slurm.records import (
     Launch,
     SnapshotRecord,
@@ -47,6 +47,7 @@ class SnapshotOptions:
     command_line: str = "git slurm-snapshot"
     max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED
     submodules: bool = False  # check submodules out in the worktree, from the local clones
+    push_timeout: float = PUSH_TIMEOUT  # seconds; then the push is killed, helpers included
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
             )
             placed = _materialise(checkout, target)
     except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
-        _undo_branch(checkout, branch, commit, pushed)
+        _undo_branch(checkout, options, branch, commit, pushed)
         raise
     lfs_note = placed.materialised.note() if placed.materialised else None
     if lfs_note:
@@ -197,14 +198,21 @@ def _push(
         remote,
         explicit=options.push is True,
         remote_given=options.remote is not None,
+        timeout=options.push_timeout,
     )
 
 
-def _undo_branch(checkout: Checkout, branch: BranchName, commit: Oid, pushed: PushResult) -> None:
+def _undo_branch(
+    checkout: Checkout,
+    options: SnapshotOptions,
+    branch: BranchName,
+    commit: Oid,
+    pushed: PushResult,
+) -> None:
     """Delete the branch of a snapshot that failed after making it: on the remote it was pushed
     to, then here (each only while it still points at the snapshot)."""
     if pushed.remote is not None:
-        unpush(checkout.git, branch, pushed.remote, commit)
+        unpush(checkout.git, branch, pushed.remote, commit, options.push_timeout)
     delete_snapshot_branch(checkout.git, branch, commit)
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 from typing import Optional
 
 from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, run_git
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import admin_dir_of, creation_lock, making_reason
 
 DEFAULT_DIR_NAME = "slurm-snapshots"
+FULL_BELOW = 1024 * 1024  # free bytes under which a failed checkout is put down to a full disk
 
 # Bounded memory whatever the files: blobs above 32 MB are hashed, stored and checked out by
 # streaming rather than held whole (git's default threshold is 512 MB), and a pack is mapped
@@ -69,10 +72,15 @@ def add_worktree(
         admin = admin_dir_of(path)
         if admin is None:
             raise GitSlurmError(f"git worktree add made no worktree at {path}")
+        not_sparse(admin)
         if checkout:
             faults.point("worktree")
             files = (*STREAMING, *parallel_checkout(git))
-            Git(admin, path).run(*files, "reset", "--hard", "--quiet", "--no-recurse-submodules")
+            rc, _, err = Git(admin, path).run(
+                *files, "reset", "--hard", "--quiet", "--no-recurse-submodules", check=False
+            )
+            if rc != 0:
+                raise checkout_failed(path, err)
     except BaseException:
         # also after an interrupt during `git worktree add`, which may have finished: but
         # only a worktree with this very reason is ours (a path taken already is not)
@@ -80,6 +88,34 @@ def add_worktree(
             remove_worktree(git, path)
         raise
     return admin
+
+
+def not_sparse(admin: Path) -> None:
+    """A snapshot worktree holds every file of its commit: `git worktree add` copied the
+    sparse-checkout patterns of the worktree it ran in, which jobs must not inherit."""
+    (admin / "info" / "sparse-checkout").unlink(missing_ok=True)
+    worktree_config = admin / "config.worktree"
+    if worktree_config.exists():
+        run_git(["config", "--file", str(worktree_config), "core.sparseCheckout", "false"])
+
+
+def checkout_failed(path: Path, stderr: str) -> GitSlurmError:
+    """Why the checkout failed, in the words a user can act on: git says only "unable to
+    write file", so a file system with no room (blocks or inodes) left is named as such.
+    Asked before the half-made worktree is removed, which frees the space again."""
+    try:
+        fs = os.statvfs(path)
+        full = fs.f_bavail * fs.f_frsize < FULL_BELOW or fs.f_favail == 0
+    except OSError:
+        full = False
+    if full:
+        return GitSlurmError(
+            f"cannot check out the snapshot in {path.parent}: "
+            f"{os.strerror(errno.ENOSPC)}; free some space there, or make snapshots elsewhere "
+            "(--worktree-dir, git config slurm.worktreeDir)"
+        )
+    first = next((ln for ln in stderr.splitlines() if ln.startswith(("error", "fatal"))), "")
+    return GitSlurmError(f"cannot check out the snapshot in {path}: {first or stderr.strip()}")
 
 
 def _lock_reason(path: Path) -> Optional[str]:

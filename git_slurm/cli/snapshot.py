@@ -118,6 +118,7 @@ class SnapshotApp(GitSlurmApp):
             command_line=redact(shlex.join(["git", "slurm-snapshot", *sys.argv[1:]])),
             max_untracked=settings.max_untracked_size(),
             submodules=self.submodules or (not self.no_submodules and settings.submodules()),
+            push_timeout=settings.push_timeout(),
         )
 
 
@@ -213,6 +214,11 @@ MANUAL = ManSource(
             "untracked files larger than this are refused (default 50m; 0 turns the check off).",
         ),
         ("slurm.submodules", "true: default for --submodules (false)."),
+        (
+            "slurm.pushTimeout",
+            "how long a push may take (90s, 2m; default 2m); then git and its transport "
+            "helpers are killed and the push counts as failed.",
+        ),
         ("slurm.gcOlderThan", "default age for git slurm-gc and for the reminder hook (7d)."),
         ("slurm.reminders", "false silences the post-checkout reminder hook."),
     ],
