@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,25 @@ def edit_checkout(app: Path) -> None:
     config.write_text(config.read_text().replace("value: old", "value: new"), encoding="utf-8")
 
 
+def edit_once_both_wait(
+    app: Path, proc: subprocess.Popen[bytes], markers: Path, go: Path, log: Path
+) -> None:
+    """Once both jobs of the launch wait (queued, or held by SLURM), edit the checkout, release
+    them, and see the launch succeed; never leave the launch running."""
+    try:
+        wait_until(
+            lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
+            "both jobs to wait",
+        )
+        edit_checkout(app)
+        go.touch()
+        assert proc.wait(timeout=180) == 0, log.read_text()
+    finally:
+        go.touch()
+        if proc.poll() is None:
+            proc.kill()
+
+
 def launch_held_sweep(
     tmp_path: Path, app: Path, python: str, snapshot: bool
 ) -> tuple[list[dict[str, Any]], set[str]]:
@@ -87,18 +107,7 @@ def launch_held_sweep(
         python=python,
         env=env,
     )
-    try:
-        wait_until(
-            lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
-            "both jobs to be queued",
-        )
-        edit_checkout(app)
-        go.touch()
-        assert proc.wait(timeout=180) == 0, log.read_text()
-    finally:
-        go.touch()
-        if proc.poll() is None:
-            proc.kill()
+    edit_once_both_wait(app, proc, markers, go, log)
     queued = {p.name.removeprefix("queued-") for p in markers.glob("queued-*")}
     return results(app / "multirun"), queued
 
@@ -335,18 +344,7 @@ def test_slurm_jobs_held_in_the_queue_run_the_snapshot(tmp_path: Path) -> None:
         hold,
         env=env,
     )
-    try:
-        wait_until(
-            lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
-            "both jobs to be held",
-        )
-        edit_checkout(app)
-        go.touch()
-        assert proc.wait(timeout=180) == 0, log.read_text()
-    finally:
-        go.touch()
-        if proc.poll() is None:
-            proc.kill()
+    edit_once_both_wait(app, proc, markers, go, log)
     got = results(app / "multirun")
     assert len(got) == 2
     snap = snapshot_of(got[0])
