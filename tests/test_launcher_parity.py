@@ -139,3 +139,13 @@ def test_setup_lines_of_the_launcher_come_before_the_users(tmp_path: Path) -> No
     params = render.launcher_params(config.SlurmQueueConf, {"setup": ["module load x"]}, tmp_path)
     executor = launcher.SlurmLauncher(**params).make_executor(["cd -- /wt || exit 1"])
     assert executor._executor.parameters["setup"] == ["cd -- /wt || exit 1", "module load x"]
+
+
+def test_a_time_limit_within_the_signal_delay_is_warned_about() -> None:
+    """The CI failure this came from: timeout_min=1 with the default signal_delay_s=120 had
+    SLURM send USR2 at the job's start, and the job died of it before submitit's handler."""
+    defaults_ = defaults(config.SlurmQueueConf)
+    assert launcher.early_signal_warning(defaults_) is None  # 60 min, 120 s: fine
+    warning = launcher.early_signal_warning({**defaults_, "timeout_min": 2})
+    assert warning is not None and "signal_delay_s=120" in warning
+    assert launcher.early_signal_warning({**defaults_, "timeout_min": 3}) is None

@@ -279,6 +279,28 @@ class LocalLauncher(BaseSubmititLauncher):
 class SlurmLauncher(BaseSubmititLauncher):
     _EXECUTOR = "slurm"
 
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        warning = early_signal_warning(self.params)
+        if warning:
+            log.warning("git-slurm: %s", warning)
+        return super().launch(job_overrides, initial_job_idx)
+
+
+def early_signal_warning(params: Dict[str, Any]) -> Optional[str]:
+    """SLURM sends USR2 `signal_delay_s` before the time limit: with a limit no longer than
+    that, it signals each job at its first scheduler tick, maybe before submitit has installed
+    its handler, and the job dies of the signal (as upstream; only said here)."""
+    timeout_min, delay = params.get("timeout_min"), params.get("signal_delay_s")
+    if timeout_min is None or delay is None or timeout_min * 60 > delay:
+        return None
+    return (
+        f"timeout_min={timeout_min} is not longer than signal_delay_s={delay}: SLURM signals "
+        "every job (USR2) as soon as it starts, which can kill it before submitit handles the "
+        "signal; raise hydra.launcher.timeout_min or lower hydra.launcher.signal_delay_s"
+    )
+
 
 def _first_fixed_folder(folder: Path) -> Path:
     """The deepest ancestor of submitit's folder without a `%j`-style placeholder."""
