@@ -488,3 +488,23 @@ def test_only_a_new_commit_loads_libgit2(repo: Repo) -> None:
     repo.write("pkg/model.py", "VERSION = 3\n")
     assert loads_libgit2()  # dirty: a new commit
     assert not loads_libgit2()  # the same dirty tree again: that commit, reused
+
+
+def test_a_file_name_that_is_not_utf8_is_captured(repo: Repo) -> None:
+    """git's output is bytes; a Latin-1 name makes the round trip through our own git calls
+    (status out, update-index in) and lands in the worktree under the same bytes."""
+    name = b"caf\xe9.txt"
+    with open(os.path.join(os.fsencode(repo.path), name), "wb") as f:
+        f.write(b"latin-1 name\n")
+    before = user_state(repo.path)
+    snap = repo.snapshot_json("--no-push")
+    listed = subprocess.run(
+        ["git", "ls-tree", "-r", "-z", "--name-only", snap["commit"]],
+        cwd=repo.path,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    assert name in listed
+    with open(os.path.join(os.fsencode(snap["worktree"]), name), "rb") as f:
+        assert f.read() == b"latin-1 name\n"
+    assert user_state(repo.path) == before
