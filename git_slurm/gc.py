@@ -465,9 +465,10 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     is followed. On failure the lock is put back, so the worktree stays protected."""
     reason = _lock_reason(candidate.admin)
     path = str(candidate.worktree)
-    if candidate.record is not None and candidate.record.submodules:
-        # each through its own clone's `git worktree remove`, so that clone lists it no more
-        submodules.remove(candidate.worktree, candidate.record.submodules)
+    record = candidate.record
+    nested = submodules.found_in(candidate.worktree) if record is None else record.submodules
+    if nested:  # each through its own clone's `git worktree remove`: it lists them no more
+        submodules.remove(candidate.worktree, nested)
     git.run("worktree", "unlock", path, check=False)
     rc, _, err = git.run("worktree", "remove", "--force", path, check=False)
     if rc == 0:

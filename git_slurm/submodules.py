@@ -9,6 +9,7 @@ recorded commit, is an error (the jobs would miss code), never a fetch.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from git_slurm import lfs
@@ -78,6 +79,16 @@ def check_out(
         remove(worktree, made)
         raise
     return made
+
+
+def found_in(worktree: Path) -> list[str]:
+    """The submodule worktrees inside `worktree` (a `.git` file below its top, never behind a
+    symlink): for a snapshot killed before its record named them."""
+    found = []
+    for dirpath, _, filenames in os.walk(worktree):  # os.walk never enters a symlink
+        if ".git" in filenames and Path(dirpath) != worktree:
+            found.append(Path(dirpath).relative_to(worktree).as_posix())
+    return found
 
 
 def remove(worktree: Path, made: list[str]) -> None:

@@ -163,3 +163,27 @@ def test_gc_keeps_files_a_job_wrote_inside_a_submodule(project: Repo) -> None:
     (report,) = result.json()["worktrees"]
     assert report["reason"] == "job-files"
     assert (Path(str(snap["worktree"])) / "lib/inner/checkpoint.pt").exists()
+
+
+def test_a_snapshot_killed_before_its_record_is_reclaimed_with_its_submodules(
+    project: Repo,
+) -> None:
+    """SIGKILL after the submodules were checked out, before the record named them: gc finds
+    them in the half-made worktree and removes them through their clones too."""
+    before = user_state(project.path)
+    result = run_tool(
+        "slurm-snapshot",
+        "--submodules",
+        cwd=project.path,
+        env={"GIT_SLURM_TEST_FAULT": "record:KILL"},
+    )
+    assert result.returncode == 128 + 9, result.stderr  # git: "died of signal 9"
+    assert len(git(project.path / "lib", "worktree", "list").splitlines()) == 2
+
+    gc = run_tool("slurm-gc", "--older-than", "0m", "--json", cwd=project.path)
+
+    assert gc.returncode == 0, gc.stderr
+    assert [w["reason"] for w in gc.json()["worktrees"]] == ["abandoned"]
+    assert len(git(project.path / "lib", "worktree", "list").splitlines()) == 1
+    assert len(git(project.path / "lib/inner", "worktree", "list").splitlines()) == 1
+    assert user_state(project.path) == before
