@@ -11,6 +11,7 @@ from pathlib import Path
 import pygit2
 import pytest
 from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative conftest import
+from needs import unavailable
 from plumbum import local
 from silentserver import SilentServer
 from slurm_support import slurm_available
@@ -40,10 +41,7 @@ def slurm_cluster() -> Iterator[None]:
 def git_lfs() -> None:
     """git-lfs installed: skip without it on a laptop, fail in CI (which installs it)."""
     if shutil.which("git-lfs") is None:
-        message = "git-lfs is not installed (Debian: apt-get install git-lfs; .ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable("git-lfs is not installed (Debian: apt-get install git-lfs; .ci/run does)")
 
 
 @pytest.fixture

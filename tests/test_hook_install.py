@@ -12,6 +12,7 @@ from typing import Union
 
 import pytest
 from gitrepo import ROOT, Repo, run_tool
+from needs import unavailable
 
 from git_slurm import hookinstall, reminders
 from git_slurm.repo import discover
@@ -168,8 +169,9 @@ def test_the_shim_in_the_repository_is_what_gets_installed() -> None:
     assert subprocess.run(["sh", "-n", str(ROOT / "hooks" / "post-checkout")]).returncode == 0
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_the_shim_passes_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        unavailable("shellcheck is not installed (Debian: apt-get install shellcheck)")
     done = subprocess.run(
         ["shellcheck", "--shell=sh", str(ROOT / "hooks" / "post-checkout")],
         capture_output=True,

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import pytest
 from gitrepo import Repo, Result, git, run_tool, user_state
 from launcher_apps.support import make_app_repo, results, run_app
+from needs import unavailable
 from silentserver import SilentServer
 from test_snapshot import listing, tree_of_copy
 
@@ -84,12 +85,13 @@ MountTmpfs = Callable[[Path, str], Path]
 @pytest.fixture
 def mount_tmpfs() -> Iterator[MountTmpfs]:
     """Mount at a path a tmpfs of a given size (`64m`), or a directory (`bind:<dir>`); every
-    mount is undone after the test. Mounting needs root: without it the test is skipped."""
+    mount is undone after the test. Mounting needs root: without it the test is skipped (and
+    fails in CI)."""
     mounted: list[Path] = []
 
     def mount(where: Path, size: str) -> Path:
         if os.geteuid() != 0:
-            pytest.skip(f"mounting a file system needs root; the tests run as uid {os.geteuid()}")
+            unavailable(f"mounting a file system needs root; the tests run as uid {os.geteuid()}")
         where.mkdir(exist_ok=True)
         if size.startswith("bind:"):
             argv = ["mount", "--bind", size.removeprefix("bind:"), str(where)]
@@ -97,7 +99,7 @@ def mount_tmpfs() -> Iterator[MountTmpfs]:
             argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a file system here: {done.stderr.strip()}")
+            unavailable(f"cannot mount a file system here: {done.stderr.strip()}")
         mounted.append(where)
         return where
 
@@ -192,7 +194,7 @@ def without_permission_bypass(argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
     if shutil.which("setpriv") is None:
-        pytest.skip("the tests run as root and setpriv (util-linux) is missing")
+        unavailable("the tests run as root and setpriv (util-linux) is missing")
     caps = PERMISSION_BYPASS
     return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--", *argv]
 
