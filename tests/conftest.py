@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,15 @@ def git_lfs() -> None:
     """git-lfs installed: skip without it on a laptop, fail in CI (which installs it)."""
     if shutil.which("git-lfs") is None:
         unavailable("git-lfs is not installed (Debian: apt-get install git-lfs; .ci/run does)")
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A real process standing for a job of the local executor."""
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture

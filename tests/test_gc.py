@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from gitrepo import Repo, git, run_tool, user_state
 
 from git_slurm.gc import GcReport, WorktreeReport, collect, find_candidates, settle
-from git_slurm.jobstate import process_start_ticks
+from git_slurm.launch import job_ref
 from git_slurm.records import (
     JobRef,
     SnapshotRecord,
@@ -138,18 +137,6 @@ def everything(repo: Repo) -> tuple[str, str, dict[str, tuple[str, int, int]]]:
     return worktree_list(repo), refs(repo), tree_state(repo.path)
 
 
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "600"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def local_job(pid: int) -> JobRef:
-    return JobRef(id=str(pid), kind="local", start_ticks=process_start_ticks(pid))
-
-
 # ---- selection and age -------------------------------------------------------------------
 
 
@@ -247,7 +234,7 @@ def test_a_fresh_launch_is_kept_until_its_jobs_are_recorded(
     worktree = snapshot(repo)
     report = gc(repo, "--older-than", "0m")
     assert outcome(report, worktree)["reason"] == "in-use"
-    add_jobs(worktree, [local_job(sleeper.pid)])
+    add_jobs(worktree, [job_ref(str(sleeper.pid), "local")])
     sleeper.kill()
     sleeper.wait()
     assert outcome(gc(repo, "--older-than", "0m"), worktree)["action"] == "removed"
@@ -314,7 +301,7 @@ def test_a_live_local_job_keeps_its_worktree_a_dead_one_does_not(
     repo: Repo, sleeper: subprocess.Popen[bytes]
 ) -> None:
     worktree = snapshot(repo)
-    add_jobs(worktree, [local_job(sleeper.pid)])
+    add_jobs(worktree, [job_ref(str(sleeper.pid), "local")])
     age(worktree, 30 * DAY)
     kept = outcome(gc(repo, "--older-than", "0m", "--force"), worktree)
     assert kept["reason"] == "live-job"
@@ -444,7 +431,7 @@ def test_a_vanished_worktree_with_a_live_job_keeps_its_record(
 ) -> None:
     """Perhaps not vanished at all, only not mounted here: its jobs' record must stay."""
     worktree = snapshot(repo)
-    add_jobs(worktree, [local_job(sleeper.pid)])
+    add_jobs(worktree, [job_ref(str(sleeper.pid), "local")])
     age(worktree, 30 * DAY)
     shutil.rmtree(worktree)
     assert outcome(gc(repo), worktree)["reason"] == "live-job"
@@ -467,7 +454,7 @@ def test_dry_run_changes_nothing_and_reports_the_same(
 ) -> None:
     removable, with_files, vanished, live = (snapshot(repo) for _ in range(4))
     (with_files / "notes.txt").write_text("a job's\n")
-    add_jobs(live, [local_job(sleeper.pid)])
+    add_jobs(live, [job_ref(str(sleeper.pid), "local")])
     for w in (removable, with_files, vanished, live):
         age(w, 30 * DAY)
     shutil.rmtree(vanished)
@@ -592,7 +579,7 @@ def test_branches_of_removed_snapshots_go_others_stay(
 ) -> None:
     removed = snapshot(repo)
     live = snapshot(repo)
-    add_jobs(live, [local_job(sleeper.pid)])
+    add_jobs(live, [job_ref(str(sleeper.pid), "local")])
     no_worktree = repo.snapshot_json("--no-worktree")["branch"]  # known by its reflog only
     moved = repo.snapshot_json("--no-worktree")["branch"]
     repo.git("update-ref", f"refs/heads/{moved}", "HEAD~0")  # then someone moved it

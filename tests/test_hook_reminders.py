@@ -184,27 +184,18 @@ def test_a_snapshot_branch_is_still_recognised_after_its_worktree_is_gone(hooked
     assert len(seen.lines) == 1 and seen.lines[0].startswith(f"git-slurm: {branch} is a snap")
 
 
-@pytest.fixture
-def local_job() -> Iterator[subprocess.Popen[bytes]]:
-    """A real process standing for a job of the local executor."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def test_live_jobs_are_counted_until_they_end(
-    hooked: Repo, local_job: subprocess.Popen[bytes]
+    hooked: Repo, sleeper: subprocess.Popen[bytes]
 ) -> None:
     snapshots(hooked, 1)
     worktree = Path(snapshot_worktrees(hooked.path / ".git")[0][1].worktree)
-    add_jobs(worktree, [JobRef(id=str(local_job.pid), kind="local")])
+    add_jobs(worktree, [JobRef(id=str(sleeper.pid), kind="local")])
     common = hooked.path / ".git"
     reminders.refresh_cache(common, time.time() - 7 * DAY)
     seen = git_checkout(hooked.path, "-c", "feature")
     assert seen.lines == ["git-slurm: 1 job from snapshots still pending or running"]
-    local_job.send_signal(signal.SIGKILL)
-    local_job.wait()
+    sleeper.send_signal(signal.SIGKILL)
+    sleeper.wait()
     age_snapshots(hooked, 30)
     reminders.refresh_cache(common, time.time() - 7 * DAY)
     seen = git_checkout(hooked.path, "main")
@@ -212,11 +203,11 @@ def test_live_jobs_are_counted_until_they_end(
 
 
 def test_a_worktree_with_a_job_not_yet_asked_about_is_not_called_stale(
-    hooked: Repo, local_job: subprocess.Popen[bytes]
+    hooked: Repo, sleeper: subprocess.Popen[bytes]
 ) -> None:
     snapshots(hooked, 1)
     worktree = Path(snapshot_worktrees(hooked.path / ".git")[0][1].worktree)
-    add_jobs(worktree, [JobRef(id=str(local_job.pid), kind="local")])
+    add_jobs(worktree, [JobRef(id=str(sleeper.pid), kind="local")])
     age_snapshots(hooked, 30)
     assert git_checkout(hooked.path, "-c", "feature").lines == []
     wait_for_refresh(hooked)  # the checkout asked for the job's state in the background

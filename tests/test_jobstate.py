@@ -26,6 +26,7 @@ from git_slurm.jobstate import (
     parse_slurm_id,
     process_start_ticks,
 )
+from git_slurm.launch import job_ref
 from git_slurm.records import JobRef
 
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
@@ -78,25 +79,13 @@ def test_an_array_task_is_found_in_a_pending_range_and_by_its_raw_id() -> None:
 # ---- local processes ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "600"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def local_ref(pid: int) -> JobRef:
-    return JobRef(id=str(pid), kind="local", start_ticks=process_start_ticks(pid))
-
-
 def test_a_running_local_job_is_live(sleeper: subprocess.Popen[bytes]) -> None:
-    ref = local_ref(sleeper.pid)
+    ref = job_ref(str(sleeper.pid), "local")
     assert job_states([ref])[ref.id] == JobStatus("RUNNING", True, "process")
 
 
 def test_a_killed_and_reaped_local_job_has_exited(sleeper: subprocess.Popen[bytes]) -> None:
-    ref = local_ref(sleeper.pid)
+    ref = job_ref(str(sleeper.pid), "local")
     sleeper.kill()
     sleeper.wait()
     status = job_states([ref])[ref.id]
@@ -104,7 +93,7 @@ def test_a_killed_and_reaped_local_job_has_exited(sleeper: subprocess.Popen[byte
 
 
 def test_a_zombie_has_exited(sleeper: subprocess.Popen[bytes]) -> None:
-    ref = local_ref(sleeper.pid)
+    ref = job_ref(str(sleeper.pid), "local")
     sleeper.kill()  # not reaped: /proc/PID stays, in state Z
     deadline = time.monotonic() + 10
     while Path(f"/proc/{sleeper.pid}/stat").read_text().split(") ")[1][0] != "Z":
@@ -115,7 +104,8 @@ def test_a_zombie_has_exited(sleeper: subprocess.Popen[bytes]) -> None:
 def test_a_reused_process_id_is_not_the_job(sleeper: subprocess.Popen[bytes]) -> None:
     ticks = process_start_ticks(sleeper.pid)
     assert ticks is not None
-    ref = replace(local_ref(sleeper.pid), start_ticks=ticks - 1)  # an earlier process: not it
+    # the record of an earlier process with the same id: not this one
+    ref = replace(job_ref(str(sleeper.pid), "local"), start_ticks=ticks - 1)
     status = job_states([ref])[ref.id]
     assert (status.state, status.live) == (EXITED, False)
     assert "another process" in status.detail
@@ -129,7 +119,7 @@ def test_a_local_job_of_another_host_counts_as_live() -> None:
 
 def test_a_pid_equal_to_a_slurm_id_keeps_the_live_answer(sleeper: subprocess.Popen[bytes]) -> None:
     """Both kinds in one call, same id: the entry must be live if either job is."""
-    refs = [local_ref(sleeper.pid), slurm_ref(str(sleeper.pid))]
+    refs = [job_ref(str(sleeper.pid), "local"), slurm_ref(str(sleeper.pid))]
     with local.env(PATH=str(Path(sys.executable).parent)):  # no squeue: UNKNOWN, live
         assert job_states(refs)[str(sleeper.pid)].live
 
