@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepo import git
+from gitrepo import Repo, git
 from launcher_apps.support import (
     make_app_repo,
     make_venv,
@@ -43,6 +43,16 @@ SNAPSHOT = ["hydra.launcher.snapshot.enabled=true", "hydra.launcher.snapshot.pus
 @pytest.fixture(scope="session")
 def pip_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pip-cache")
+
+
+@pytest.fixture
+def editable_app(tmp_path: Path, pip_cache: Path) -> tuple[Repo, Path, str]:
+    """The test app in a repository, and a venv with two of its packages installed editable
+    (setuptools' static .pth and its import-hook finder)."""
+    repo, app = make_app_repo(tmp_path / "project")
+    python = make_venv(tmp_path / "venv")
+    pip_install_editable(python, app / "pkgs/srcpkg", app / "pkgs/flatpkg", cache=pip_cache)
+    return repo, app, python
 
 
 def queue_line(tmp_path: Path) -> tuple[str, Path, Path]:
@@ -139,11 +149,9 @@ def assert_ran_snapshot(result: dict[str, Any], app: Path, snap: dict[str, Any])
 
 
 def test_queued_jobs_run_the_code_and_config_of_their_launch(
-    tmp_path: Path, pip_cache: Path
+    tmp_path: Path, editable_app: tuple[Repo, Path, str]
 ) -> None:
-    repo, app = make_app_repo(tmp_path / "project")
-    python = make_venv(tmp_path / "venv")
-    pip_install_editable(python, app / "pkgs/srcpkg", app / "pkgs/flatpkg", cache=pip_cache)
+    repo, app, python = editable_app
 
     got, queued = launch_held_sweep(tmp_path, app, python, snapshot=True)
 
@@ -173,12 +181,10 @@ def test_queued_jobs_run_the_code_and_config_of_their_launch(
 
 
 def test_control_without_snapshot_the_same_jobs_see_every_edit(
-    tmp_path: Path, pip_cache: Path
+    tmp_path: Path, editable_app: tuple[Repo, Path, str]
 ) -> None:
     """Proves the test above can fail: upstream's behaviour, which the snapshot fixes."""
-    _, app = make_app_repo(tmp_path / "project")
-    python = make_venv(tmp_path / "venv")
-    pip_install_editable(python, app / "pkgs/srcpkg", app / "pkgs/flatpkg", cache=pip_cache)
+    _, app, python = editable_app
 
     got, _ = launch_held_sweep(tmp_path, app, python, snapshot=False)
 
