@@ -9,6 +9,9 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,53 @@ def job_ids_named(name: str) -> list[str]:
 def cancel_named(name: str) -> None:
     """Cleanup: cancel whatever is left of this test's jobs."""
     subprocess.run(["scancel", "-n", name], capture_output=True, timeout=10, check=False)
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    app: Path
+    launch: subprocess.Popen[bytes]  # the Hydra command, waiting for its job
+    id: str
+    markers: Path  # where each run of the job leaves `started-<n>`
+    release: Path  # the job finishes once this file exists
+    log: Path  # the launch's output
+
+
+@contextmanager
+def one_running_job(tmp_path: Path, what: str, *launcher: str) -> Iterator[RunningJob]:
+    """One job of the test app, launched on SLURM with the snapshot on, once it runs (it then
+    waits for `release`); afterwards the launch ends and the job is cancelled, whatever
+    happened."""
+    _, app = make_app_repo(tmp_path / "project")
+    markers, release = tmp_path / "markers", tmp_path / "release"
+    markers.mkdir()
+    name = unique_name(what)
+    log = tmp_path / "launch.log"
+    proc = start_app(
+        app,
+        log,
+        "seed=0",
+        *launcher,
+        *SNAPSHOT,
+        f"hydra.launcher.name={name}",
+        f"markers={markers}",
+        f"release={release}",
+    )
+    try:
+        wait_until(
+            lambda: any(markers.glob("started-*")) or proc.poll() is not None,
+            "the job to start",
+            deadline_s=120,
+        )
+        assert proc.poll() is None, log.read_text()
+        (job_id,) = job_ids_named(name)
+        yield RunningJob(app, proc, job_id, markers, release, log)
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        cancel_named(name)
 
 
 def test_a_100_job_sweep_is_one_throttled_array_with_one_snapshot(tmp_path: Path) -> None:
@@ -89,47 +139,20 @@ def test_a_100_job_sweep_is_one_throttled_array_with_one_snapshot(tmp_path: Path
 
 
 def test_a_job_cancelled_while_running_fails_the_launch_in_bounded_time(tmp_path: Path) -> None:
-    _, app = make_app_repo(tmp_path / "project")
-    markers, release = tmp_path / "markers", tmp_path / "release"  # release never appears
-    markers.mkdir()
-    name = unique_name("cancel")
-    log = tmp_path / "launch.log"
-    proc = start_app(
-        app,
-        log,
-        "seed=0",
-        *SLURM,
-        *SNAPSHOT,
-        f"hydra.launcher.name={name}",
-        f"markers={markers}",
-        f"release={release}",
-    )
-    try:
-        wait_until(
-            lambda: any(markers.glob("started-*")) or proc.poll() is not None,
-            "the job to start",
-            deadline_s=120,
-        )
-        assert proc.poll() is None, log.read_text()
-        (job_id,) = job_ids_named(name)
-        assert job_state(job_id) == "RUNNING"
-        subprocess.run(["scancel", job_id], check=True, timeout=10)
+    with one_running_job(tmp_path, "cancel", *SLURM) as job:  # never released
+        assert job_state(job.id) == "RUNNING"
+        subprocess.run(["scancel", job.id], check=True, timeout=10)
         cancelled_at = time.monotonic()
         try:
-            status = proc.wait(timeout=120)
+            status = job.launch.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the launch still runs 120 s after scancel:\n{log.read_text()}")
+            pytest.fail(f"the launch still runs 120 s after scancel:\n{job.log.read_text()}")
         print(f"launch ended {time.monotonic() - cancelled_at:.1f} s after scancel")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        cancel_named(name)
-    out = log.read_text()
+    out = job.log.read_text()
     assert status != 0, out
-    assert job_id in out, out
+    assert job.id in out, out
     assert "CANCELLED" in out, out
-    assert not results(app / "multirun")
+    assert not results(job.app / "multirun")
 
 
 def test_wait_false_returns_while_the_jobs_are_pending_then_they_finish(tmp_path: Path) -> None:
@@ -179,57 +202,29 @@ def test_wait_false_returns_while_the_jobs_are_pending_then_they_finish(tmp_path
 def test_a_job_requeued_by_its_preemption_signal_runs_the_snapshot_again(tmp_path: Path) -> None:
     """submitit's preemption signal (USR2) makes the job checkpoint and `scontrol requeue`
     itself; the requeued run starts from the snapshot too, not from the edited checkout."""
-    _, app = make_app_repo(tmp_path / "project")
-    markers, release = tmp_path / "markers", tmp_path / "release"
-    markers.mkdir()
-    name = unique_name("requeue")
-    log = tmp_path / "launch.log"
-    proc = start_app(
-        app,
-        log,
-        "seed=0",
-        "hydra/launcher=submitit_slurm",
-        # submitit takes a signal within 10 min of the time limit for a timeout, not a preemption
-        "hydra.launcher.timeout_min=60",
-        *SNAPSHOT,
-        f"hydra.launcher.name={name}",
-        f"markers={markers}",
-        f"release={release}",
-    )
-    try:
-        wait_until(
-            lambda: any(markers.glob("started-*")) or proc.poll() is not None,
-            "the job to start",
-            deadline_s=120,
-        )
-        assert proc.poll() is None, log.read_text()
-        (job_id,) = job_ids_named(name)
-        (app / "helper.py").write_text('VERSION = "new"\n', encoding="utf-8")
-        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=10)
+    # submitit takes a signal within 10 min of the time limit for a timeout, not a preemption
+    limit = "hydra.launcher.timeout_min=60"
+    with one_running_job(tmp_path, "requeue", "hydra/launcher=submitit_slurm", limit) as job:
+        (job.app / "helper.py").write_text('VERSION = "new"\n', encoding="utf-8")
+        subprocess.run(["scancel", "--signal=USR2", job.id], check=True, timeout=10)
         # slurmctld lets a requeued batch job start again only after its credentials expire
         # (BeginTime = requeue + ~2 min); starting it sooner by hand makes it fail at once
         wait_until(
-            lambda: len(list(markers.glob("started-*"))) == 2 or proc.poll() is not None,
+            lambda: len(list(job.markers.glob("started-*"))) == 2 or job.launch.poll() is not None,
             "the requeued job to start",
             deadline_s=300,
         )
-        release.touch()
-        assert proc.wait(timeout=120) == 0, log.read_text()
-    finally:
-        release.touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        cancel_named(name)
-    runs = [json.loads(p.read_text()) for p in markers.glob("started-*")]
-    got = results(app / "multirun")
+        job.release.touch()
+        assert job.launch.wait(timeout=120) == 0, job.log.read_text()
+    runs = [json.loads(p.read_text()) for p in job.markers.glob("started-*")]
+    got = results(job.app / "multirun")
     assert len(got) == 1
     snap = snapshot_of(got[0])
     assert [run["cwd"] for run in runs] == [snap["workdir"]] * 2
     assert [run["version"] for run in runs] == ["old", "old"]
     assert all(run["helper"].startswith(snap["workdir"] + "/") for run in runs)
     assert got[0]["modules"]["helper"]["version"] == "old"
-    assert sacct_requeued(job_id)
+    assert sacct_requeued(job.id)
 
 
 def sacct_requeued(job_id: str) -> bool:
