@@ -51,6 +51,7 @@ from git_slurm.records import (
     tree_lock_is_free,
 )
 from git_slurm.repo import Checkout
+from git_slurm.worktrees import prune_only
 
 JOB_QUERY_TIMEOUT = 10.0
 MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
@@ -493,22 +494,12 @@ def prune_vanished(checkout: Checkout, vanished: list[WorktreeReport]) -> list[s
     it runs only when its dry run names ours alone; otherwise each of ours goes by itself.
     """
     git = checkout.git
-    ours = {w.id for w in vanished}
-    _, out, err = git.run("worktree", "prune", "--dry-run", "--verbose", check=False)
-    would = {_pruned_id(line) for line in (out + err).splitlines() if _pruned_id(line)}
-    if would and would <= ours:
-        git.run("worktree", "prune", check=False)
-    else:  # `remove` of a missing directory deletes just its admin dir, as prune would
+    if not prune_only(git, {w.id for w in vanished}):
+        # `remove` of a missing directory deletes just its admin dir, as prune would
         for w in vanished:
             git.run("worktree", "remove", "--force", "--force", w.path, check=False)
     admin_dirs = checkout.common_dir / "worktrees"
     return [f"could not prune {w.path}" for w in vanished if (admin_dirs / w.id).exists()]
-
-
-def _pruned_id(line: str) -> Optional[str]:
-    """`Removing worktrees/<id>: <why>` -> id."""
-    head = line.strip().partition(":")[0]
-    return head.removeprefix("Removing worktrees/") if head.startswith("Removing ") else None
 
 
 # ---- what killed snapshots leave in git dirs ---------------------------------------------

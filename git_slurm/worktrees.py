@@ -139,8 +139,41 @@ def parallel_checkout(git: Git) -> tuple[str, ...]:
 
 
 def remove_worktree(git: Git, path: Path) -> None:
-    """Remove a worktree git-slurm made (used to undo a failed snapshot)."""
+    """Remove a worktree git-slurm made (used to undo a failed snapshot). When git no longer
+    sees a worktree there (`git worktree add` interrupted before its `.git` file), its admin
+    dir goes by a prune, but only one that prunes nothing else."""
     git.run("worktree", "unlock", str(path), check=False)
     rc, _, _ = git.run("worktree", "remove", "--force", "--force", str(path), check=False)
     if rc != 0:
-        git.run("worktree", "prune", check=False)
+        common = Path(git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
+        prune_only(git, {admin.name for admin in admin_dirs_for(common, path)})
+
+
+def admin_dirs_for(common_dir: Path, path: Path) -> list[Path]:
+    """The admin dirs (`worktrees/<id>`) whose gitdir file names the worktree at `path`."""
+    wanted = str(path / ".git")
+    found = []
+    for admin in (common_dir / "worktrees").glob("*"):
+        try:
+            if (admin / "gitdir").read_text(encoding="utf-8").strip() == wanted:
+                found.append(admin)
+        except OSError:
+            continue
+    return found
+
+
+def prune_only(git: Git, ids: set[str]) -> bool:
+    """`git worktree prune`, but only when it would prune nothing besides the admin dirs
+    `ids`: plain prune also takes the user's own vanished worktrees. Whether it ran."""
+    _, out, err = git.run("worktree", "prune", "--dry-run", "--verbose", check=False)
+    would = {_pruned_id(line) for line in (out + err).splitlines()} - {None}
+    if not would or not would <= ids:
+        return False
+    git.run("worktree", "prune", check=False)
+    return True
+
+
+def _pruned_id(line: str) -> Optional[str]:
+    """`Removing worktrees/<id>: <why>` -> id."""
+    head = line.strip().partition(":")[0]
+    return head.removeprefix("Removing worktrees/") if head.startswith("Removing ") else None

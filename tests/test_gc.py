@@ -29,6 +29,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import discover
+from git_slurm.worktrees import remove_worktree
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400.0
@@ -424,6 +425,29 @@ def test_pruning_ours_leaves_the_users_vanished_worktrees(repo: Repo, tmp_path: 
     listing = worktree_list(repo)
     assert str(worktree) not in listing
     assert f"worktree {mine}\n" in listing  # the user's, prunable: git's business, not ours
+
+
+@pytest.mark.parametrize("users_vanished_worktree", [False, True])
+def test_undoing_a_half_added_worktree_prunes_only_it(
+    repo: Repo, tmp_path: Path, users_vanished_worktree: bool
+) -> None:
+    """A snapshot undoes its worktree with `worktrees.remove_worktree`; when git no longer sees
+    a worktree there (interrupted before its `.git` file), a prune takes the admin dir, but
+    never one that would also take the user's own vanished worktree."""
+    if users_vanished_worktree:
+        mine = tmp_path / "mine"
+        repo.git("worktree", "add", "--detach", str(mine))
+        shutil.rmtree(mine)
+    half = tmp_path / "half"
+    repo.git("worktree", "add", "--no-checkout", "--detach", str(half))
+    (half / ".git").unlink()  # as if `git worktree add` stopped before writing it
+
+    remove_worktree(discover(repo.path).git, half)
+
+    listing = worktree_list(repo)
+    assert (f"worktree {half}\n" in listing) is users_vanished_worktree  # then: gc's business
+    if users_vanished_worktree:
+        assert f"worktree {mine}\n" in listing  # the user's stays, prunable
 
 
 def test_a_vanished_worktree_with_a_live_job_keeps_its_record(
