@@ -7,9 +7,7 @@ stripped and the repository is named explicitly; the user's hooks are switched o
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +17,7 @@ from typing import Any, Optional
 from plumbum import local
 
 from git_slurm.errors import ExitCode, GitSlurmError
+from git_slurm.processes import kill_tree
 
 # `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
 REPO_LOCAL_VARS = (
@@ -98,46 +97,14 @@ def run_git(
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        _kill_tree(proc)
+        kill_tree(proc)
         raise GitSlurmError(f"git {' '.join(shown or args)} timed out after {timeout:g}s") from exc
     except BaseException:
-        _kill_tree(proc)
+        kill_tree(proc)
         raise
     if check and proc.returncode != 0:
         raise GitFailed(shown or args, proc.returncode, err)
     return proc.returncode, out, err
-
-
-def _kill_tree(proc: subprocess.Popen[str]) -> None:
-    """Kill git and every process below it, then reap it: git's transport helpers and ssh
-    hold its output pipes open, so killing git alone would leave us waiting on them."""
-    for pid in [*_descendants(proc.pid), proc.pid]:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=5)  # a daemon that escaped (ssh ControlPersist) must not hang us
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from Linux's /proc (empty where it cannot tell)."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        parent = pending.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = [
-                    int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()
-                ]
-            except (OSError, ValueError):
-                continue
-            found += children
-            pending += children
-    return found
 
 
 class Git:

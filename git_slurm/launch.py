@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm.errors import GitSlurmError
+from git_slurm.processes import kill_tree
 from git_slurm.records import JobRef, SnapshotRecord, add_jobs
 
 SNAPSHOT_TIMEOUT = 900.0  # a first push of a big repository can be slow; never hang forever
@@ -156,24 +157,26 @@ def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> Launch
     argv = snapshot_command(env) + settings.options()
     started = time.monotonic()
     try:
-        done = subprocess.run(
-            argv,
-            cwd=launch_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=SNAPSHOT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.Popen(
+            argv, cwd=launch_dir, env=env, text=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except OSError as exc:
         raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
-    seconds = time.monotonic() - started
-    if done.returncode != 0:
-        raise GitSlurmError(error_line(done.stderr, done.returncode))
     try:
-        data = json.loads(done.stdout)
+        out, err = proc.communicate(timeout=SNAPSHOT_TIMEOUT)
+    except BaseException as exc:
+        kill_tree(proc)  # `git` alone: the snapshot it runs would carry on without us
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
+        raise
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise GitSlurmError(error_line(err, proc.returncode))
+    try:
+        data = json.loads(out)
     except ValueError as exc:
-        raise GitSlurmError(f"git slurm-snapshot printed no JSON: {done.stdout[:200]!r}") from exc
+        raise GitSlurmError(f"git slurm-snapshot printed no JSON: {out[:200]!r}") from exc
     return LaunchSnapshot.from_json(data, launch_dir, seconds)
 
 

@@ -10,7 +10,9 @@ from types import ModuleType
 
 import pytest
 from gitrepo import Repo
+from silentserver import SilentServer
 
+from git_slurm import launch
 from git_slurm.errors import GitSlurmError
 from git_slurm.jobstate import parse_start_ticks, process_start_ticks
 from git_slurm.launch import (
@@ -120,6 +122,32 @@ def test_a_launch_snapshot_from_a_subdirectory(repo: Repo) -> None:
 def test_a_failed_launch_snapshot_says_why(tmp_path: Path) -> None:
     with pytest.raises(GitSlurmError, match=f"^not a git repository: {tmp_path}$"):
         take_launch_snapshot(SnapshotSettings(), tmp_path)
+
+
+def processes_working_in(path: Path) -> list[int]:
+    """Pids of the live processes whose current directory is `path` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == path:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.timeout(60)  # before: git was killed, its child kept the pipes, the launch hung
+def test_a_launch_snapshot_past_its_time_is_ended_with_all_it_started(
+    repo: Repo, silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git slurm-snapshot` runs as git's child: at the launcher's timeout both must end, not
+    only git, or the snapshot would go on making a branch for a launch that gave up."""
+    repo.git("remote", "add", "origin", silent_server.url)  # its push never ends by itself
+    repo.git("config", "slurm.pushTimeout", "10m")
+    monkeypatch.setattr(launch, "SNAPSHOT_TIMEOUT", 3.0)
+    with pytest.raises(GitSlurmError, match="timed out after 3"):
+        take_launch_snapshot(SnapshotSettings(), repo.path)
+    assert processes_working_in(repo.path.resolve()) == []
 
 
 @pytest.fixture
