@@ -55,7 +55,12 @@ def create_snapshot_branch(
 def stamp_time(name: str) -> Optional[dt.datetime]:
     """The local time a snapshot branch name records, if it has the snapshot form."""
     match = STAMP_PATTERN.search(name)
-    return dt.datetime.strptime(match.group(1), STAMP_FORMAT) if match else None
+    if match is None:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1), STAMP_FORMAT)
+    except ValueError:  # the form, but no real time (`backup-20240231-120000`): not ours
+        return None
 
 
 def delete_snapshot_branch(git: Git, name: BranchName, expected: Oid) -> None:

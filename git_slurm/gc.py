@@ -112,14 +112,6 @@ class GcReport:
         a file shared by removed snapshots counts once, when its last link went."""
         return freed(w.usage for w in self.worktrees if w.action != KEPT)
 
-    @property
-    def freed_bytes(self) -> int:
-        return self.freed()[0]
-
-    @property
-    def freed_is_lower_bound(self) -> bool:
-        return self.freed()[1] > 0
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for worktree in data["worktrees"]:
@@ -165,7 +157,6 @@ def collect(
     dry_run: bool,
     branches: bool,
     remote: Optional[str],
-    job_timeout: float = JOB_QUERY_TIMEOUT,
 ) -> GcReport:
     """Remove (or with `dry_run` only report) the snapshot worktrees nothing needs any more."""
     started = time.monotonic()
@@ -176,7 +167,7 @@ def collect(
     report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
     candidates = find_candidates(checkout.common_dir)
     due = survey(report, candidates, checkout)
-    statuses = job_states(_jobs_of(due), job_timeout) if _jobs_of(due) else {}
+    statuses = job_states(_jobs_of(due), JOB_QUERY_TIMEOUT)  # no job: no query
     settle_all(report, checkout, due, statuses)
     report.temp_files = sweep_temp_files(checkout.common_dir, now, dry_run)
     if branches:

@@ -19,12 +19,11 @@ from git_slurm.branches import stamp_time
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT, redact
-from git_slurm.records import SnapshotRecord, snapshot_worktrees
+from git_slurm.records import IN_USE_GRACE, SnapshotRecord, snapshot_worktrees
 from git_slurm.repo import Checkout
 
 # The reflog message of a snapshot branch's creation (snapshot.take_snapshot).
 SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
-GRACE = 15 * 60.0  # a launch may be between creating the branch and recording it
 DELETED, KEPT = "deleted", "kept"
 
 
@@ -75,7 +74,7 @@ def collect_branches(
     for name in sorted(origins):
         reason = keep_reason(name, heads[name], origins[name], in_use, checked_out)
         age = now - origins[name].created
-        if reason is None and age <= max(older_than, GRACE):
+        if reason is None and age <= max(older_than, IN_USE_GRACE):
             reason = ("younger", f"created {format_age(age)} ago")
         action, why = (KEPT, reason) if reason else (DELETED, ("unused", "unused snapshot"))
         reports.append(BranchReport(name, heads[name], action, why[0], why[1]))

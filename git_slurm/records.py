@@ -103,7 +103,7 @@ def read_record(admin_dir: Path) -> Optional[SnapshotRecord]:
     """The record in an admin dir, or None when the worktree is not one of ours."""
     try:
         data = json.loads((admin_dir / RECORD_NAME).read_text(encoding="utf-8"))
-        return SnapshotRecord.from_json(data)
+        return SnapshotRecord.from_json(data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
 

@@ -191,8 +191,9 @@ def size_due(cache: Cache, record: SnapshotRecord, now: float) -> bool:
 def snapshot_branch_checked_out(git: Git, records: list[SnapshotRecord]) -> Optional[str]:
     """The current branch when git-slurm made it: by its records, else by its first reflog
     entry. Never by its name: a user's own branch may look like `slurm-job-...`."""
-    rc, out, _ = git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-    branch = out.strip()
+    # not --short: a tag of the same name would make it `heads/<branch>`
+    rc, out, _ = git.run("symbolic-ref", "--quiet", "HEAD", check=False)
+    branch = out.strip().removeprefix("refs/heads/")
     if rc != 0 or not branch:
         return None  # detached HEAD
     if any(branch in record.branches for record in records):

@@ -634,6 +634,22 @@ def test_young_branches_stay(repo: Repo) -> None:
     assert branch in branch_names(repo)
 
 
+def test_odd_branch_names_and_records_are_not_ours(repo: Repo) -> None:
+    """A branch with the stamp's form but no real time, and a record that is JSON but no
+    object, are simply not git-slurm's: no internal error."""
+    repo.git("branch", "backup-20240231-120000")  # February 31st
+    worktree = snapshot(repo)
+    admin = admin_dir_of(worktree)
+    assert admin is not None
+    (admin / "git-slurm.json").write_text("[]\n")
+    result = run_tool("slurm-gc", "--older-than", "0m", "--branches", "--json", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    data = result.json()
+    assert data["worktrees"] == []  # a worktree without a readable record is not ours
+    assert "backup-20240231-120000" not in [b["name"] for b in data["branches"]]
+    assert "backup-20240231-120000" in branch_names(repo)
+
+
 @pytest.fixture
 def remote(repo: Repo, tmp_path: Path) -> Path:
     bare = tmp_path / "remote.git"

@@ -169,6 +169,13 @@ def test_a_snapshot_branch_is_recognised_by_its_record(hooked: Repo) -> None:
     ]
 
 
+def test_a_tag_of_the_same_name_does_not_hide_a_snapshot_branch(hooked: Repo) -> None:
+    branch = snapshots(hooked, 1)[0]
+    hooked.git("tag", branch)  # `git symbolic-ref --short` would now say heads/<branch>
+    seen = git_checkout(hooked.path, branch)
+    assert len(seen.lines) == 1 and seen.lines[0].startswith(f"git-slurm: {branch} is a snap")
+
+
 def test_a_branch_named_like_a_snapshot_is_not_one(hooked: Repo) -> None:
     seen = git_checkout(hooked.path, "-c", "slurm-job-20990101-000000")
     assert seen.returncode == 0 and seen.lines == []
