@@ -14,6 +14,9 @@ from git_slurm.names import BranchName, Oid
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
 STAMP_PATTERN = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
 MAX_SAME_SECOND = 10_000
+# how a snapshot branch's creation begins in its reflog: gc and the reminder recognise a
+# snapshot branch whose worktree is gone by it
+SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
 
 
 def validate_prefix(git: Git, prefix: str) -> None:

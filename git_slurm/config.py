@@ -43,6 +43,10 @@ class SlurmConfig:
         values = self._all(key)
         return values[-1] if values else None
 
+    def _bool(self, key: str) -> Optional[bool]:
+        """A boolean key as git reads it (`yes`, `on`, `1`, ...); None when unset (no git call)."""
+        return None if self._last(key) is None else self.git.config_bool(key)
+
     def branch_prefix(self) -> str:
         return self._last("slurm.branchPrefix") or DEFAULT_PREFIX
 
@@ -59,9 +63,7 @@ class SlurmConfig:
 
     def push_default(self) -> Optional[bool]:
         """`slurm.push`; None means: push when a remote exists."""
-        if self._last("slurm.push") is None:
-            return None
-        return self.git.config_bool("slurm.push")
+        return self._bool("slurm.push")
 
     def max_untracked_size(self) -> Optional[int]:
         """`slurm.maxUntrackedSize` in bytes (git's k/m/g suffixes); 0 or less: no limit."""
@@ -76,9 +78,7 @@ class SlurmConfig:
 
     def submodules(self) -> bool:
         """`slurm.submodules`: check submodules out in snapshot worktrees."""
-        if self._last("slurm.submodules") is None:
-            return False
-        return self.git.config_bool("slurm.submodules") is True
+        return self._bool("slurm.submodules") is True
 
     def push_timeout(self) -> float:
         """`slurm.pushTimeout` (`90s`, `2m`), in seconds; else 120."""
@@ -97,6 +97,4 @@ class SlurmConfig:
         return self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE
 
     def reminders_enabled(self) -> bool:
-        if self._last("slurm.reminders") is None:
-            return True
-        return self.git.config_bool("slurm.reminders") is not False
+        return self._bool("slurm.reminders") is not False

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from git_slurm.age import format_age
-from git_slurm.branches import stamp_time
+from git_slurm.branches import SNAPSHOT_REFLOG_MARK, stamp_time
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT, redact
@@ -23,7 +23,6 @@ from git_slurm.records import IN_USE_GRACE, SnapshotRecord, snapshot_worktrees
 from git_slurm.repo import Checkout
 
 # The reflog message of a snapshot branch's creation (snapshot.take_snapshot).
-SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
 DELETED, KEPT = "deleted", "kept"
 
 

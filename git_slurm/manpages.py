@@ -99,15 +99,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="write man/*.1")
     args = parser.parse_args(argv)
-    stale = [
-        path
-        for path, text in pages().items()
-        if not path.exists() or path.read_text(encoding="utf-8") != text
-    ]
+    generated = pages()
     if args.write:
-        for path, text in pages().items():
+        for path, text in generated.items():
             path.write_text(text, encoding="utf-8")
         return 0
+    stale = [
+        path
+        for path, text in generated.items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     for path in stale:
         print(f"stale: {path} (run `make man`)", file=sys.stderr)
     return 1 if stale else 0

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from git_slurm import config
 from git_slurm.age import parse_age
+from git_slurm.branches import SNAPSHOT_REFLOG_MARK
 from git_slurm.diskusage import freeable
 from git_slurm.gitcli import Git
 from git_slurm.jobstate import UNKNOWN, job_states
@@ -34,7 +35,6 @@ SIZE_MAX_AGE = 24 * 3600.0  # a stale worktree hardly changes: measuring it dail
 QUERY_TIMEOUT = 30.0  # the background SLURM query's bound; nobody waits for it
 # The reflog message snapshot.take_snapshot gives a snapshot branch at its creation; it still
 # tells a snapshot branch after `git slurm-gc` has removed the worktree and its record.
-SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
 # A bisect or rebase checks out commit after commit: no moment for a reminder.
 BUSY_MARKERS = ("BISECT_START", "rebase-merge", "rebase-apply")
 

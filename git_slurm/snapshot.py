@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm import faults, odb, submodules
-from git_slurm.branches import create_snapshot_branch, delete_snapshot_branch, validate_prefix
+from git_slurm.branches import (
+    SNAPSHOT_REFLOG_MARK,
+    create_snapshot_branch,
+    delete_snapshot_branch,
+    validate_prefix,
+)
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.head import read_head
 from git_slurm.links import Link, make_links, plan_links
@@ -127,7 +132,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         )
     faults.point("commit")
     notes = list(capture.notes)
-    why = f"git-slurm: snapshot of {on_branch or 'detached HEAD'}"
+    why = f"{SNAPSHOT_REFLOG_MARK}{on_branch or 'detached HEAD'}"
     pushed = PushResult(None, None)
     branch = create_snapshot_branch(checkout.git, options.prefix, commit, why)
     try:

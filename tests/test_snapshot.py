@@ -299,6 +299,14 @@ def test_git_config_defaults(repo: Repo, tmp_path: Path) -> None:
     assert sorted(Path(ln["path"]).name for ln in snap["links"]) == ["logs", "results"]
 
 
+def test_worktree_dir_option_expands_the_home_directory(repo: Repo, hermetic_seal: Path) -> None:
+    """`--worktree-dir=~/snaps` reaches us unexpanded (no shell expands `~` after `=`); it
+    means the same place as `slurm.worktreeDir = ~/snaps` does."""
+    snap = repo.snapshot_json("--worktree-dir=~/snaps")
+    assert Path(snap["worktree"]).parent == hermetic_seal / "snaps"
+    assert not (repo.path / "~").exists()
+
+
 def test_json_is_exactly_one_object(repo: Repo) -> None:
     res = repo.snapshot("--json")
     assert res.returncode == 0

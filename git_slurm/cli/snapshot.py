@@ -101,7 +101,7 @@ class SnapshotApp(GitSlurmApp):
     def options(self, checkout: Checkout) -> SnapshotOptions:
         settings = config.SlurmConfig(checkout.git)
         worktree_dir = (
-            (Path.cwd() / self.worktree_dir).resolve()
+            (Path.cwd() / Path(self.worktree_dir).expanduser()).resolve()
             if self.worktree_dir
             else settings.worktree_dir(checkout)
         )

@@ -49,7 +49,6 @@ class BaseSubmititLauncher(Launcher):
 
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
-        self.sweep_configs: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
         # set on the copy of the launcher that the jobs of a snapshot launch unpickle
         self.snapshot_job: Optional[SnapshotJob] = None
