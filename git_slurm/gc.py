@@ -135,6 +135,9 @@ class Candidate:
     admin: Path
     worktree: Path
     record: Optional[SnapshotRecord]  # None: locked as being made, no record (yet)
+    # without a record: (branch, host) its "being made" lock reason names, read when found
+    # (a report after its removal still names the branch)
+    making: Optional[tuple[str, Optional[str]]] = None
 
     @property
     def id(self) -> str:
@@ -144,8 +147,7 @@ class Candidate:
     def branches(self) -> list[str]:
         if self.record is not None:
             return self.record.branches
-        made = making_branch_and_host(_lock_reason(self.admin) or "")
-        return [made[0]] if made else []
+        return [self.making[0]] if self.making else []
 
 
 def collect(
@@ -222,11 +224,12 @@ def find_candidates(common_dir: Path) -> list[Candidate]:
     found = []
     for admin in sorted((common_dir / "worktrees").glob("*")):
         record = read_record(admin)
-        if record is None and not being_made(admin):
+        making = None if record is not None else making_of(admin)
+        if record is None and making is None:
             continue
         worktree = worktree_of(admin) or (Path(record.worktree) if record else None)
         if worktree is not None:
-            found.append(Candidate(admin, worktree, record))
+            found.append(Candidate(admin, worktree, record, making))
     return found
 
 
@@ -239,9 +242,10 @@ def worktree_of(admin: Path) -> Optional[Path]:
     return Path(text).parent if text else None
 
 
-def being_made(admin: Path) -> bool:
-    """Locked by `worktrees.add_worktree` and never given a record: made, or crashed, by us."""
-    return making_branch_and_host(_lock_reason(admin) or "") is not None
+def making_of(admin: Path) -> Optional[tuple[str, Optional[str]]]:
+    """(branch, host) when locked by `worktrees.add_worktree` and never given a record: being
+    made, or crashed, by us."""
+    return making_branch_and_host(_lock_reason(admin) or "")
 
 
 def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
@@ -251,7 +255,7 @@ def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
     until the record is written: a free lock means nobody is making it. Trusted only on the
     host that made it (flock need not reach across hosts on every shared file system).
     """
-    made = making_branch_and_host(_lock_reason(candidate.admin) or "")
+    made = candidate.making
     if made is None or made[1] != socket.gethostname():
         return None
     tree = head_tree(checkout.git, candidate.admin)
@@ -407,7 +411,7 @@ def _changed(candidate: Candidate) -> bool:
     """Did a snapshot or launch touch the record since gc read it?"""
     now_record = read_record(candidate.admin)
     if candidate.record is None:
-        return now_record is not None or not being_made(candidate.admin)
+        return now_record is not None or making_of(candidate.admin) is None
     return now_record is None or now_record.to_json() != candidate.record.to_json()
 
 
