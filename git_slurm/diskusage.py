@@ -27,6 +27,12 @@ class Usage:
     def shared_files(self) -> int:
         return len(self.shared)
 
+    @property
+    def fair_share(self) -> int:
+        """The blocks this tree holds when each hard-linked file counts by the share of its
+        links found here: what one snapshot among others that share its files "holds"."""
+        return self.bytes + sum(size * seen // nlink for nlink, size, seen in self.shared.values())
+
     def add(self, info: os.stat_result) -> None:
         size = info.st_blocks * 512
         if not stat.S_ISREG(info.st_mode) or info.st_nlink <= 1:

@@ -255,8 +255,10 @@ def refresh_cache(common_dir: Path, stale_before: float, now: Optional[float] = 
     cache.jobs.update(query_jobs([j for j in all_jobs(records) if is_open(cache, j)]))
     for record in old_worktrees(records, stale_before):
         if size_due(cache, record, now):
-            # what gc would free, by gc's own measure
-            cache.sizes[record.worktree] = CachedSize(freeable(Path(record.worktree)).bytes, now)
+            # each file shared by hard links counts by its share: summed over the stale
+            # worktrees, about what gc frees when it removes them all
+            usage = freeable(Path(record.worktree))
+            cache.sizes[record.worktree] = CachedSize(usage.fair_share, now)
     forget_the_gone(cache, records)
     cache.checked = time.time()
     write_cache(common_dir, cache)

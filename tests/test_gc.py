@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from gitrepo import Repo, git, run_tool, user_state
 
+from git_slurm.diskusage import freeable
 from git_slurm.gc import GcReport, WorktreeReport, collect, find_candidates, settle
 from git_slurm.launch import job_ref
 from git_slurm.records import (
@@ -535,6 +536,20 @@ def test_disk_freed_counts_a_shared_file_once_when_its_last_link_goes(repo: Repo
     assert report["removed"] == 2
     assert (1 << 20) <= report["freed_bytes"] < 3 * (1 << 20)
     assert report["freed_is_lower_bound"] is False
+
+
+def test_a_hard_linked_file_counts_by_its_share_of_links(tmp_path: Path) -> None:
+    """What the reminder reports a snapshot to hold: a file linked from two trees counts half
+    in each (before, nothing: it was left out as 'shared')."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "data").write_bytes(os.urandom(64 * 1024))
+    os.link(one / "data", two / "data")
+    blocks = (one / "data").stat().st_blocks * 512
+    dir_blocks = one.stat().st_blocks * 512
+    assert freeable(one).bytes == dir_blocks
+    assert freeable(one).fair_share == dir_blocks + blocks // 2
 
 
 def test_disk_freed_leaves_out_a_file_linked_from_elsewhere(repo: Repo, tmp_path: Path) -> None:
