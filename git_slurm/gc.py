@@ -259,7 +259,8 @@ def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
     if made is None or made[1] != socket.gethostname():
         return None
     tree = head_tree(checkout.git, candidate.admin)
-    return None if tree is None else not tree_lock_is_free(checkout.common_dir, tree)
+    free = None if tree is None else tree_lock_is_free(checkout.common_dir, tree)
+    return None if free is None else not free
 
 
 def head_tree(git: Git, admin: Path) -> Optional[str]:

@@ -169,25 +169,29 @@ def tree_lock(common_dir: Path, tree: str) -> contextlib.AbstractContextManager[
     return _flock(locks / f"{tree[:2]}.lock")
 
 
-def tree_lock_is_free(common_dir: Path, tree: str) -> bool:
+def tree_lock_is_free(common_dir: Path, tree: str) -> Optional[bool]:
     """Does no process hold `tree_lock` for `tree` right now?
 
     A snapshot holds it from before `git worktree add` until the record is written (or the
     half-made worktree is removed again), and the kernel drops a flock when its holder dies:
     so a worktree still locked as being made whose tree lock is free was abandoned by a
     process that died. (Held: some snapshot of a tree in the same bucket runs, maybe this one.)
+    None: cannot tell.
     """
     path = common_dir / "git-slurm-locks" / f"{tree[:2]}.lock"
-    try:
-        with path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return True
+    try:  # read-only: flock needs no more, and a probe creates nothing
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True  # never taken
     except OSError:
-        return False  # cannot tell: the caller falls back to waiting
+        return None  # cannot tell (another user's lock file): the caller waits instead
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:

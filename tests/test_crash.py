@@ -28,6 +28,7 @@ from git_slurm.records import (
     repository_lock,
     snapshot_worktrees,
     tree_lock,
+    tree_lock_is_free,
     write_record,
 )
 from git_slurm.repo import discover
@@ -424,3 +425,12 @@ def test_a_launch_whose_submission_fails_leaves_no_worktree_locked_for_ever(
     assert outcome(gc_now(repo), worktree) == ("removed", "unused")
     assert worktrees(repo) == {} and not Path(worktree).exists()
     assert user_state(repo.path) == before
+
+
+def test_probing_a_tree_lock_creates_nothing_and_sees_a_holder(tmp_path: Path) -> None:
+    tree = "ab" + "0" * 38
+    assert tree_lock_is_free(tmp_path, tree) is True
+    assert not (tmp_path / "git-slurm-locks").exists()  # a probe is no lock file
+    with tree_lock(tmp_path, tree):
+        assert tree_lock_is_free(tmp_path, tree) is False
+    assert tree_lock_is_free(tmp_path, tree) is True
