@@ -455,3 +455,23 @@ def test_what_the_reminder_says(given: reminders.Reminder, said: list[str]) -> N
     from git_slurm.cli.post_checkout import describe
 
     assert describe(given, now=1000.0) == said
+
+
+def test_a_refresh_that_cannot_start_still_leaves_the_reminder(
+    hooked: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a login node out of processes for the user, starting the background refresh fails
+    (EAGAIN): the reminder is still said; the refresh waits for the next checkout."""
+    from git_slurm.cli import post_checkout
+
+    snapshots(hooked, 2)
+    age_snapshots(hooked, 30)
+
+    def no_process_left(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(post_checkout.subprocess, "Popen", no_process_left)
+    monkeypatch.chdir(hooked.path)
+    assert post_checkout.remind(["0" * 40, "0" * 40, "1"]) == [
+        f"git-slurm: 2 snapshot worktrees older than 7d: {GC_COMMAND}"
+    ]

@@ -9,6 +9,7 @@ block or slow down a checkout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -56,9 +57,11 @@ def remind(args: list[str]) -> list[str]:
     reminder = gather(checkout)
     if reminder is None:
         return []
+    lines = describe(reminder, time.time())
     if reminder.refresh_needed:
-        start_refresh(checkout.common_dir, reminder.stale_before)
-    return describe(reminder, time.time())
+        with contextlib.suppress(OSError):  # e.g. no process left for this user: next time
+            start_refresh(checkout.common_dir, reminder.stale_before)
+    return lines
 
 
 def checkout_type(args: list[str]) -> Optional[str]:
