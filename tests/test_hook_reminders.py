@@ -470,7 +470,7 @@ def test_a_refresh_that_cannot_start_still_leaves_the_reminder(
     def no_process_left(*args: object, **kwargs: object) -> None:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(post_checkout.subprocess, "Popen", no_process_left)
+    monkeypatch.setattr(subprocess, "Popen", no_process_left)  # the module calls subprocess.Popen
     monkeypatch.chdir(hooked.path)
     assert post_checkout.remind(["0" * 40, "0" * 40, "1"]) == [
         f"git-slurm: 2 snapshot worktrees older than 7d: {GC_COMMAND}"
