@@ -53,7 +53,12 @@ def install(checkout: Checkout, python: Optional[str] = None) -> str:
         write_hook(hook, text)
         return f"updated git-slurm's post-checkout hook at {hook}"
     chained = move_aside(hook)
-    write_hook(hook, text)
+    try:
+        write_hook(hook, text)
+    except BaseException:
+        if chained:  # the user's hook goes back to running as it did
+            legacy_path(hook).rename(hook)
+        raise
     kept = f"; your previous hook is kept as {hook.name}{LEGACY_SUFFIX} and runs first"
     return f"installed git-slurm's post-checkout hook at {hook}{kept if chained else ''}"
 
@@ -152,6 +157,10 @@ def write_hook(hook: Path, text: bytes) -> None:
     tmp = hook.with_name(f".{hook.name}.git-slurm.{os.getpid()}")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)  # the umask still applies
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(text)
-    tmp.replace(hook)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+        tmp.replace(hook)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

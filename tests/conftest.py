@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 import pytest
 from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative conftest import
-from needs import unavailable
+from needs import MountTmpfs, mounts, unavailable
 from plumbum import local
 from silentserver import SilentServer
 from slurm_support import slurm_available
@@ -52,6 +52,12 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     yield proc
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture
+def mount_tmpfs() -> Iterator[MountTmpfs]:
+    """Mount a small tmpfs (or bind a directory) at a path; undone after the test."""
+    yield from mounts()
 
 
 @pytest.fixture

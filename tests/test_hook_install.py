@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -12,7 +13,7 @@ from typing import Union
 
 import pytest
 from gitrepo import ROOT, Repo, run_tool
-from needs import unavailable
+from needs import MountTmpfs, unavailable
 
 from git_slurm import hookinstall, reminders
 from git_slurm.repo import discover
@@ -70,6 +71,27 @@ def test_install_then_uninstall_leaves_hooks_byte_identical(repo: Repo, before: 
     assert os.path.lexists(hooks / "post-checkout.legacy") == (before != "none")
     uninstall(repo)
     assert hooks_state(hooks) == snapshot
+
+
+def test_a_failed_install_puts_the_users_hook_back(repo: Repo, mount_tmpfs: MountTmpfs) -> None:
+    """The user's hook is moved aside before git-slurm's is written: when that write fails
+    (a full disk), the user's hook is put back and nothing of ours is left."""
+    hooks = repo.path / ".git" / "hooks"
+    shutil.rmtree(hooks)
+    mount_tmpfs(hooks, "64k")
+    write_hook(repo, LFS_LIKE_HOOK)
+    filling = (hooks / "filler").open("wb", buffering=0)
+    with filling as filler, contextlib.suppress(OSError):  # until the file system is full
+        while True:
+            filler.write(b"x" * 4096)
+    before = hooks_state(hooks)
+
+    res = run_tool("slurm-snapshot", "--install-hooks", cwd=repo.path)
+
+    assert res.returncode == 1, res.stdout
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "No space left on device" in res.stderr
+    assert hooks_state(hooks) == before
 
 
 def test_uninstall_also_removes_the_reminder_s_cache(repo: Repo) -> None:

@@ -15,12 +15,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from gitrepo import Repo, Result, git, run_tool, user_state
 from launcher_apps.support import make_app_repo, results, run_app
-from needs import unavailable
+from needs import MountTmpfs, unavailable
 from silentserver import SilentServer
 from test_snapshot import listing, tree_of_copy
 
@@ -77,36 +77,6 @@ def finished_job() -> JobRef:
     done = subprocess.Popen(["true"])
     done.wait()
     return JobRef(id=str(done.pid), kind="local")
-
-
-MountTmpfs = Callable[[Path, str], Path]
-
-
-@pytest.fixture
-def mount_tmpfs() -> Iterator[MountTmpfs]:
-    """Mount at a path a tmpfs of a given size (`64m`), or a directory (`bind:<dir>`); every
-    mount is undone after the test. Mounting needs root: without it the test is skipped (and
-    fails in CI)."""
-    mounted: list[Path] = []
-
-    def mount(where: Path, size: str) -> Path:
-        if os.geteuid() != 0:
-            unavailable(f"mounting a file system needs root; the tests run as uid {os.geteuid()}")
-        where.mkdir(exist_ok=True)
-        if size.startswith("bind:"):
-            argv = ["mount", "--bind", size.removeprefix("bind:"), str(where)]
-        else:
-            argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            unavailable(f"cannot mount a file system here: {done.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounted):
-        if subprocess.run(["umount", str(where)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 # ---- another file system ---------------------------------------------------------------------
