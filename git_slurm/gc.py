@@ -45,6 +45,7 @@ from git_slurm.records import (
     JobRef,
     Launch,
     SnapshotRecord,
+    admin_dir_of,
     making_branch_and_host,
     read_record,
     repository_lock,
@@ -531,11 +532,34 @@ def job_written_files(candidate: Candidate) -> list[str]:
     """Paths in the worktree that are not the snapshot's and not its links.
 
     `git status` against the snapshot commit lists them: untracked and ignored files (a job's
-    `wandb/` is usually ignored) and changed tracked files. Left out: the recorded link paths
-    while they are symlinks (removal unlinks them, nothing behind them is touched), paths
-    behind any symlink (not in the worktree at all), and paths that no longer exist.
+    `wandb/` is usually ignored) and changed tracked files; in every submodule checked out in
+    it as well (the worktree's own status sees no ignored file inside one). Left out: the
+    recorded link paths while they are symlinks (removal unlinks them, nothing behind them is
+    touched), paths behind any symlink (not in the worktree at all), and paths that no longer
+    exist.
     """
-    git = Git(candidate.admin, candidate.worktree)
+    links = set(candidate.record.links) if candidate.record else None
+    found = [
+        path
+        for path in unsaved_paths(Git(candidate.admin, candidate.worktree))
+        if holds_data(candidate.worktree, path.rstrip("/"), links)
+    ]
+    nested_worktrees = (candidate.record.submodules if candidate.record else None) or []
+    for rel in nested_worktrees:
+        nested = candidate.worktree / rel
+        admin = admin_dir_of(nested)
+        if admin is None:
+            continue
+        found += [
+            f"{rel}/{path}"
+            for path in unsaved_paths(Git(admin, nested))
+            if holds_data(nested, path.rstrip("/"), set())
+        ]
+    return found
+
+
+def unsaved_paths(git: Git) -> list[str]:
+    """What `git status` shows in a work tree: changed, untracked and ignored paths."""
     rc, out, err = git.run(
         "--no-optional-locks",
         "-c",
@@ -553,12 +577,7 @@ def job_written_files(candidate: Candidate) -> list[str]:
     if rc != 0:
         last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
         raise GitSlurmError(f"git status failed: {last.strip()}")
-    links = set(candidate.record.links) if candidate.record else None
-    return [
-        path
-        for path in status_paths(out)
-        if holds_data(candidate.worktree, path.rstrip("/"), links)
-    ]
+    return status_paths(out)
 
 
 def status_paths(porcelain_z: str) -> list[str]:

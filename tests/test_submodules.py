@@ -152,6 +152,22 @@ def test_gc_removes_them_through_their_clones(project: Repo) -> None:
     assert user_state(project.path) == before
 
 
+def test_gc_keeps_ignored_files_a_job_wrote_inside_a_submodule(project: Repo) -> None:
+    """The worktree's own `git status --ignored` does not look into a submodule: a file the
+    submodule's .gitignore hides (a checkpoint) must still keep the snapshot."""
+    snap = snapshot(project, "--submodules")
+    age(Path(str(snap["worktree"])), 3600)
+    (Path(str(snap["worktree"])) / "lib/inner/model.ckpt").write_text("weights\n")  # ignored
+
+    result = run_tool("slurm-gc", "--older-than", "0m", "--json", cwd=project.path)
+
+    assert result.returncode == 0, result.stderr
+    (report,) = result.json()["worktrees"]
+    assert report["reason"] == "job-files"
+    assert "lib/inner/model.ckpt" in report["job_files"]
+    assert (Path(str(snap["worktree"])) / "lib/inner/model.ckpt").exists()
+
+
 def test_gc_keeps_files_a_job_wrote_inside_a_submodule(project: Repo) -> None:
     snap = snapshot(project, "--submodules")
     age(Path(str(snap["worktree"])), 3600)
