@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,8 @@ def import_roots(
 ) -> ImportRoots:
     """Collect what the job's PYTHONPATH must cover, from the launching process' view.
 
-    `installed` are the interpreter's own prefixes: a virtualenv inside the repository is
-    ignored by git, is the same for the job, and is no code of the snapshot's.
+    `installed` are where the interpreter keeps installed code: a virtualenv inside the
+    repository is ignored by git, is the same for the job, and is no code of the snapshot's.
     """
     from_env = set(pythonpath_entries(environ, cwd))
     entries, unmappable = [], []
@@ -161,7 +162,11 @@ def _dedup(items: Iterable[str]) -> list[str]:
 def current_import_roots(pm: PathMap, cwd: str) -> ImportRoots:
     """`import_roots` for this very process (the one that launches the jobs)."""
     finders = editable_finders(sys.meta_path, sys.modules)
-    installed = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    # where this interpreter keeps installed code (a virtualenv inside the repository is such
+    # a place), not its prefixes: a Python built with --prefix=$HOME has the checkout under one
+    installed = {
+        sysconfig.get_path(kind) for kind in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
     return import_roots(
         pm, sys.path, os.environ, cwd, editable_locations(finders), sorted(installed)
     )

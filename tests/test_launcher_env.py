@@ -25,6 +25,7 @@ from git_slurm.launch import (
 )
 from git_slurm.launch_env import (
     PathMap,
+    current_import_roots,
     editable_finders,
     editable_locations,
     import_roots,
@@ -217,6 +218,20 @@ def test_job_pythonpath_points_every_checkout_entry_into_the_worktree(checkout: 
         str(worktree / "flat"),
     ]
     assert missing == [str(origin / "odd" / "src_dir"), str(origin / "build" / "lib")]
+
+
+def test_a_python_prefix_above_the_checkout_hides_none_of_it(
+    checkout: PathMap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python built with --prefix=$HOME, the checkout somewhere in $HOME: the checkout's
+    entries on sys.path are still the snapshot's to map (they are not installed code)."""
+    origin = checkout.origin
+    for name in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
+        monkeypatch.setattr(sys, name, str(origin.parent))
+    monkeypatch.setattr(sys, "path", [str(origin / "src"), *sys.path])
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    roots = current_import_roots(checkout, str(origin.parent))
+    assert str(origin / "src") in roots.entries
 
 
 def test_shell_setup_enters_the_worktree_first() -> None:
