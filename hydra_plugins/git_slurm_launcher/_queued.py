@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -48,7 +49,7 @@ def expected_output_dir(config: DictConfig, job_num: int, job_id: str) -> Option
         subdir = OmegaConf.select(cfg, "hydra.sweep.subdir", throw_on_missing=True)
     except Exception:  # e.g. a `${hydra:...}` resolver, which needs the job's HydraConfig
         return None
-    return f"{sweep_dir}/{subdir}"
+    return os.path.abspath(f"{sweep_dir}/{subdir}")  # the launch's cwd, as for run_job
 
 
 def queued_returns(
