@@ -93,8 +93,13 @@ class SlurmConfig:
             raise UsageError(f"bad slurm.pushTimeout {value!r}: it must be longer than 0s")
         return seconds
 
-    def gc_older_than(self) -> str:
-        return self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE
+    def gc_older_than(self, now: float) -> tuple[str, float]:
+        """`slurm.gcOlderThan` (else 7d), as written and in seconds before `now`."""
+        text = self._last("slurm.gcOlderThan") or DEFAULT_GC_AGE
+        try:
+            return text, parse_age(text, now)
+        except UsageError as exc:
+            raise UsageError(f"git config slurm.gcOlderThan: {exc}") from exc
 
     def reminders_enabled(self) -> bool:
         return self._bool("slurm.reminders") is not False

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm import config
-from git_slurm.age import parse_age
 from git_slurm.branches import SNAPSHOT_REFLOG_MARK
 from git_slurm.diskusage import freeable
 from git_slurm.gitcli import Git
@@ -104,8 +103,8 @@ def gather(checkout: Checkout, now: Optional[float] = None) -> Optional[Reminder
     if not settings.reminders_enabled():
         return None
     now = time.time() if now is None else now
-    older_than = settings.gc_older_than()
-    stale_before = now - parse_age(older_than, now)
+    older_than, seconds = settings.gc_older_than(now)
+    stale_before = now - seconds
     records = [record for _, record in snapshot_worktrees(checkout.common_dir)]
     cache = read_cache(checkout.common_dir)
     live, unknown = count_live_jobs(records, cache)

@@ -12,7 +12,6 @@ from git_slurm import config
 from git_slurm.age import parse_age
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.diskusage import human_bytes
-from git_slurm.errors import UsageError
 from git_slurm.gc import KEPT, PRUNED, REMOVED, GcReport, WorktreeReport, collect
 from git_slurm.gcbranches import DELETED, BranchReport
 from git_slurm.gitcli import Git
@@ -76,11 +75,7 @@ class GcApp(GitSlurmApp):
         """--older-than, else git config slurm.gcOlderThan, else 7d: as text and seconds."""
         if self.older_than is not None:
             return self.older_than, parse_age(self.older_than, now)
-        text = config.SlurmConfig(git).gc_older_than()
-        try:
-            return text, parse_age(text, now)
-        except UsageError as exc:
-            raise UsageError(f"git config slurm.gcOlderThan: {exc}") from exc
+        return config.SlurmConfig(git).gc_older_than(now)
 
 
 def to_json(report: GcReport, age_text: str) -> dict[str, Any]:
