@@ -32,3 +32,9 @@ class UsageError(GitSlurmError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, ExitCode.USAGE)
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a command's output, stripped: where git and SLURM say why
+    they failed ("" when there is none)."""
+    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")

@@ -35,7 +35,7 @@ from typing import Any, Optional
 from git_slurm import gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git
 from git_slurm.jobstate import JobStatus, job_states
 from git_slurm.records import (
@@ -473,8 +473,7 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
         return None
     if candidate.admin.is_dir() and reason is not None:
         git.run("worktree", "lock", "--reason", reason, path, check=False)
-    last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
-    return f"git worktree remove failed: {last.strip()}"
+    return f"git worktree remove failed: {last_line(err) or f'exit {rc}'}"
 
 
 def _lock_reason(admin: Path) -> Optional[str]:
@@ -575,8 +574,7 @@ def unsaved_paths(git: Git) -> list[str]:
         check=False,
     )
     if rc != 0:
-        last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
-        raise GitSlurmError(f"git status failed: {last.strip()}")
+        raise GitSlurmError(f"git status failed: {last_line(err) or f'exit {rc}'}")
     return status_paths(out)
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 from git_slurm.age import format_age
 from git_slurm.branches import SNAPSHOT_REFLOG_MARK, stamp_time
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT, redact
 from git_slurm.records import IN_USE_GRACE, SnapshotRecord, snapshot_worktrees
@@ -177,7 +177,7 @@ def delete_local(git: Git, report: BranchReport) -> None:
     rc, _, err = git.run("update-ref", "-m", why, "-d", ref, report.commit, check=False)
     if rc != 0:
         report.action, report.reason = KEPT, "failed"
-        report.detail = f"could not delete: {_last_line(err)}"
+        report.detail = f"could not delete: {last_line(err)}"
         report.warning = f"branch {report.name}: {report.detail}"
 
 
@@ -209,7 +209,7 @@ def delete_on_remote(git: Git, remote: str, reports: Sequence[BranchReport], dry
             report.remote = remote
         else:
             report.warning = redact(f"branch {report.name} not deleted on {remote}: ") + (
-                redact(_last_line(err)) or "rejected"
+                redact(last_line(err)) or "rejected"
             )
 
 
@@ -241,7 +241,3 @@ def _deleted_refs(porcelain: str) -> list[str]:
         if flag == "-":
             refs.append(rest.split("\t", 1)[0].lstrip(":"))
     return refs
-
-
-def _last_line(text: str) -> str:
-    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")

@@ -26,6 +26,7 @@ from typing import Optional
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
 
+from git_slurm.errors import last_line
 from git_slurm.records import JobRef
 
 UNKNOWN = "UNKNOWN"
@@ -194,7 +195,7 @@ def _squeue(ids: str, deadline: float) -> tuple[list[Row], Optional[str]]:
     if rc != 0:
         if _FORGOTTEN in err and "," not in ids:  # the one job asked about is forgotten
             return [], None
-        return [], f"squeue failed: {_last_line(err) or f'exit {rc}'}"
+        return [], f"squeue failed: {last_line(err) or f'exit {rc}'}"
     return _rows(out), None
 
 
@@ -207,7 +208,7 @@ def _ended_states(missing: dict[str, SlurmId], deadline: float) -> dict[str, Job
     if deadline - time.monotonic() >= MIN_SACCT_TIME:
         args = ["-n", "-P", "-X", "-j", _query_ids(missing.values()), "-o", "JobID,JobIDRaw,State"]
         rc, out, err, failure = _run_client("sacct", args, deadline)
-        why = failure or (f"sacct: {_last_line(err) or f'exit {rc}'}" if rc != 0 else "")
+        why = failure or (f"sacct: {last_line(err) or f'exit {rc}'}" if rc != 0 else "")
         rows = _rows(out) if rc == 0 and failure is None else []
     result = {}
     for job_id, sid in missing.items():
@@ -258,10 +259,6 @@ def _run_client(name: str, args: list[str], deadline: float) -> tuple[int, str, 
     except OSError as exc:
         return 1, "", "", f"{name} could not run: {exc.strerror or exc}"
     return int(rc), str(out), str(err), None
-
-
-def _last_line(text: str) -> str:
-    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
 
 
 # ---- local processes -------------------------------------------------------------------
