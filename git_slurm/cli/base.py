@@ -30,6 +30,24 @@ class GitSlurmApp(cli.Application):
     VERSION = __version__
     ALLOW_ABBREV = False
 
+    # plumbum's own --completions (bash, fish) completes the `git-slurm-*` executable; this one
+    # prints the functions git's completion calls for `git slurm-* <TAB>` (git_slurm.completion)
+    @cli.switch(
+        ["--completions"],
+        cli.Set("bash", "zsh"),
+        argname="SHELL",
+        group="Meta-switches",
+        help="print the completion of every git slurm-* command for git's bash or zsh "
+        "completion and exit",
+    )
+    def completions(self, shell: str) -> None:
+        """Handled by plumbum as --version is: it raises ShowCompletion, then calls this."""
+
+    def _print_completion(self, shell: str) -> None:
+        from git_slurm.completion import script
+
+        print(script(shell), end="")
+
     def _parse_args(self, argv: list[str]) -> Any:
         try:
             return super()._parse_args(argv)
