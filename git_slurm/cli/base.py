@@ -48,6 +48,24 @@ class GitSlurmApp(cli.Application):
 
         print(script(shell), end="")
 
+    quiet = cli.Flag(
+        ["-q", "--quiet"], help="say only warnings and errors (--json still prints its object)"
+    )
+
+    def say(self, line: str) -> None:
+        """What the command did, on stdout, unless --quiet."""
+        if not self.quiet:
+            print(line)
+
+    def note(self, text: str) -> None:
+        """A remark on stderr in git's words: a `warning: ...` always, else `note: ...`, which
+        --quiet silences. (git-slurm's hook and launcher speak inside git's and Hydra's output,
+        so they say `git-slurm: ...` instead.)"""
+        if text.startswith("warning: "):
+            print(text, file=sys.stderr)
+        elif not self.quiet:
+            print(f"note: {text}", file=sys.stderr)
+
     def _parse_args(self, argv: list[str]) -> Any:
         try:
             return super()._parse_args(argv)
@@ -85,8 +103,13 @@ def debug_traceback() -> None:
         traceback.print_exc()
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=None, sort_keys=False))
+# The shape of every --json object, its first key: raised whenever a key changes meaning, so
+# that a script can refuse an output it does not understand instead of misreading it.
+JSON_SCHEMA = 1
+
+
+def print_json(data: dict[str, Any]) -> None:
+    print(json.dumps({"schema": JSON_SCHEMA, **data}, indent=None, sort_keys=False))
 
 
 def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:

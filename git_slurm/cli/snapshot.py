@@ -86,16 +86,15 @@ class SnapshotApp(GitSlurmApp):
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
 
-            said = install(checkout) if self.install_hooks else uninstall(checkout)
-            print(said)
+            self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
         snapshot = take_snapshot(checkout, self.options(checkout))
         if self.json:
             print_json(snapshot.to_json())
         else:
-            print(describe(snapshot))
+            self.say(describe(snapshot))
         for note in snapshot.notes:
-            print(f"git-slurm: {note}", file=sys.stderr)
+            self.note(note)
         return 0
 
     def options(self, checkout: Checkout) -> SnapshotOptions:
