@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from git_slurm.errors import GitSlurmError, UsageError, last_line
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, progress_shown
 from git_slurm.names import BranchName
 
 PUSH_TIMEOUT = 120.0
@@ -51,22 +51,24 @@ def push_branch(
             raise UsageError(redact(f"no remote named {remote!r}"))
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
+    shown = progress_shown()  # on a terminal: git's own progress and report, as git push's
     try:
         rc, _, err = git.run(
             "push",
-            "--quiet",
+            "--progress" if shown else "--quiet",
             "--no-verify",
             remote,
             f"{name.ref}:{name.ref}",
             env=env,
             timeout=timeout,
             check=False,
+            terminal=shown,
         )
     except GitSlurmError as exc:  # timed out
         rc, err = 1, str(exc)
     if rc == 0:
         return PushResult(remote, None)
-    last = last_line(err) or "push failed"
+    last = last_line(err) or ("git's message is above" if shown else "push failed")
     message = redact(f"push of {name} to {remote} failed: {last}")
     if explicit:
         raise GitSlurmError(message)

@@ -4,16 +4,13 @@ Real launches: submitit_local, and one on the SLURM cluster."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from launcher_apps.support import app_command, make_app_repo, run_app
+from terminal import on_a_terminal
 from test_launcher_slurm import SLURM, cancel_named, unique_name
 
 # job 0 succeeds, job 1's task raises (it imports a module that is not there)
@@ -42,31 +39,8 @@ def test_a_waiting_launch_names_its_jobs_and_its_failures(tmp_path: Path) -> Non
 
 def test_on_a_terminal_the_launch_keeps_one_status_line(tmp_path: Path) -> None:
     _, app = make_app_repo(tmp_path / "project")
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        app_command(sys.executable, *ONE_FAILS),
-        cwd=app,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-    )
-    os.close(terminal)
-    seen = b""
-    while True:  # read the terminal until the launch has closed it
-        ready, _, _ = select.select([controller], [], [], 120)
-        assert ready, "the launch did not finish within 120 s"
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # EIO: every writer has closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
-    assert proc.wait(timeout=60) == 1
-    assert proc.stdout is not None
-    proc.stdout.close()
-    said = seen.decode()
+    rc, _, said = on_a_terminal(app_command(sys.executable, *ONE_FAILS), app)
+    assert rc == 1
     lines = re.findall(r"\r\x1b\[Kgit-slurm: ([^\r\n]*)", said)
     assert lines, said
     assert lines[-1] == "2 jobs: 0 pending, 0 running, 2 done (1 failed)"

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from gitrepo import Repo, run_tool
+from terminal import on_a_terminal
 
 from git_slurm.cli.base import JSON_SCHEMA
 
+NO_DELAY = {"GIT_PROGRESS_DELAY": "0"}  # git draws its progress at once, not after 2 s
 PREFIXED = re.compile(r"^(error|warning|note): \S")
 
 
@@ -52,3 +56,31 @@ def test_quiet_says_only_warnings(repo: Repo) -> None:
 def test_quiet_keeps_the_json_object(repo: Repo) -> None:
     res = run_tool("slurm-snapshot", "-q", "--json", "--no-push", cwd=repo.path)
     assert res.returncode == 0 and res.json()["branch"].startswith("slurm-job-")
+
+
+@pytest.fixture
+def pushing_repo(repo: Repo, tmp_path: Path) -> Repo:
+    for n in range(200):
+        repo.write(f"data/file{n}.txt", f"{n}\n")
+    repo.commit("many files")
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "remote.git")], check=True)
+    repo.git("remote", "add", "origin", str(tmp_path / "remote.git"))
+    return repo
+
+
+def test_on_a_terminal_git_s_own_progress_shows(pushing_repo: Repo) -> None:
+    pushing_repo.write("pkg/model.py", "VERSION = 2\n")
+    rc, out, shown = on_a_terminal(["git", "slurm-snapshot"], pushing_repo.path, NO_DELAY)
+    assert rc == 0, shown
+    assert "Updating files: 100% (" in shown  # the worktree's checkout
+    assert "Writing objects: 100% (" in shown  # the push
+    assert out  # the summary still on stdout
+
+
+def test_quiet_or_piped_no_progress(pushing_repo: Repo) -> None:
+    pushing_repo.write("pkg/model.py", "VERSION = 3\n")
+    rc, _, shown = on_a_terminal(["git", "slurm-snapshot", "-q"], pushing_repo.path, NO_DELAY)
+    assert rc == 0 and shown == "", shown
+    pushing_repo.write("pkg/model.py", "VERSION = 4\n")
+    piped = run_tool("slurm-snapshot", cwd=pushing_repo.path, env={"GIT_PROGRESS_DELAY": "0"})
+    assert piped.returncode == 0 and "Updating files" not in piped.stderr, piped.stderr

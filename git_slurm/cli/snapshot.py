@@ -11,6 +11,7 @@ from plumbum import cli
 
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
+from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
 from git_slurm.repo import Checkout, discover
@@ -82,6 +83,7 @@ class SnapshotApp(GitSlurmApp):
     )
 
     def main(self) -> int:
+        show_progress(not self.quiet and sys.stderr.isatty())  # git's, of a push or checkout
         checkout = discover()
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
