@@ -35,6 +35,11 @@ def default_remote(git: Git, branch: Optional[str]) -> str:
     return "origin"
 
 
+def push_url(git: Git, remote: str) -> str:
+    rc, out, _ = git.run("remote", "get-url", "--push", "--all", remote, check=False)
+    return out if rc == 0 else ""
+
+
 def push_branch(
     git: Git,
     name: BranchName,
@@ -51,7 +56,9 @@ def push_branch(
             raise UsageError(redact(f"no remote named {remote!r}"))
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
-    shown = progress_shown()  # on a terminal: git's own progress and report, as git push's
+    # on a terminal: git's own progress and report, as git push shows them; but not where
+    # git might print a URL's credentials, which only pass through redact()
+    shown = progress_shown() and not _CREDENTIALS.search(push_url(git, remote))
     try:
         rc, _, err = git.run(
             "push",

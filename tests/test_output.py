@@ -84,3 +84,11 @@ def test_quiet_or_piped_no_progress(pushing_repo: Repo) -> None:
     pushing_repo.write("pkg/model.py", "VERSION = 4\n")
     piped = run_tool("slurm-snapshot", cwd=pushing_repo.path, env={"GIT_PROGRESS_DELAY": "0"})
     assert piped.returncode == 0 and "Updating files" not in piped.stderr, piped.stderr
+
+
+def test_a_url_with_credentials_never_reaches_the_terminal(pushing_repo: Repo) -> None:
+    pushing_repo.git("remote", "set-url", "origin", "https://user:s3cret@127.0.0.1:9/x.git")
+    pushing_repo.write("pkg/model.py", "VERSION = 5\n")
+    rc, _, shown = on_a_terminal(["git", "slurm-snapshot"], pushing_repo.path, NO_DELAY)
+    assert rc == 0 and "warning: push of " in shown, shown
+    assert "s3cret" not in shown
