@@ -20,8 +20,19 @@ SHELLS = ("bash", "zsh")
 AGES = "30m 12h 7d 2w"
 # The values a switch takes, by its argname: git's own helpers where git has one. A switch
 # not named here (a path, a message) gets no list: bash then completes file names.
-BASH_VALUES = {"NAME": '__gitcomp_nl "$(__git_remotes)"', "AGE": f'__gitcomp "{AGES}"'}
-ZSH_VALUES = {"NAME": "__git_remotes", "AGE": f"({AGES})", "PATH": "_files", "DIR": "_files -/"}
+SHELL_NAMES = " ".join(SHELLS)
+BASH_VALUES = {
+    "NAME": '__gitcomp_nl "$(__git_remotes)"',
+    "AGE": f'__gitcomp "{AGES}"',
+    "SHELL": f'__gitcomp "{SHELL_NAMES}"',
+}
+ZSH_VALUES = {
+    "NAME": "__git_remotes",
+    "AGE": f"({AGES})",
+    "SHELL": f"({SHELL_NAMES})",
+    "PATH": "_files",
+    "DIR": "_files -/",
+}
 
 
 def files() -> dict[Path, str]:

@@ -54,11 +54,15 @@ class Switch:
 
 
 def switches(app: Any, *, meta: bool = False) -> list[Switch]:
-    """The command's switches; of plumbum's meta-switches only --help (or all with `meta`)."""
+    """The command's switches; of the meta-switches only --help and --completions (or all
+    of them with `meta`)."""
     inst = app(app.PROGNAME)
     result = []
     for info in inst._switches_by_func.values():
-        if not meta and info.group == "Meta-switches" and info.names != ["h", "help"]:
+        shown = info.names in (["h", "help"], ["completions"])
+        if not meta and info.group == "Meta-switches" and not shown:
+            continue
+        if inst._switches_by_name[info.names[0]] is not info:  # overridden (--completions)
             continue
         result.append(
             Switch(
