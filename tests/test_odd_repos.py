@@ -1,0 +1,135 @@
+"""Repositories as clusters have them (issue 13): paths that are not UTF-8, branch prefixes git
+cannot store, checkouts owned by someone else, link paths that are symlinks to scratch, one
+worktree dir shared by several repositories, git configuration given on the command line or in
+the environment, and remotes chosen the way `git push` chooses them.
+
+Each works as git does, or fails with one `error:` line, a non-zero status and the user's state
+unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from gitrepo import Repo, Result, run_tool, user_state
+from launcher_apps.support import app_command, make_app_repo, results
+from test_odd_input import (
+    SNAPSHOT_ON,
+    finished_job,
+    registered_worktrees,
+    snapshot_branches,
+    snapshot_json_unchanged,
+)
+
+from git_slurm.records import add_jobs, snapshot_worktrees, write_record
+
+LATIN1 = os.fsdecode(b"caf\xe9")  # a Latin-1 directory name: not valid UTF-8
+
+
+def run_bytes_safe(argv: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> Result:
+    """Run a command whose output may hold paths that are not UTF-8 (kept as surrogates)."""
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        env=dict(os.environ, **(env or {})),
+        timeout=300,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+# ---- 13.1: a checkout whose path is not UTF-8 ------------------------------------------------
+
+
+def test_a_checkout_whose_path_is_not_utf8_works_end_to_end(tmp_path: Path) -> None:
+    """Snapshot (dirty and clean), launch, reminder and gc, in a directory named `caf\\xe9`."""
+    repo, app = make_app_repo(tmp_path / LATIN1 / "project")
+    assert run_tool("slurm-snapshot", "--install-hooks", cwd=repo.path).returncode == 0
+
+    (app / "late.py").write_text('VERSION = "edited"\n', encoding="utf-8")
+    dirty = snapshot_json_unchanged(repo, "--no-push")
+    assert dirty["dirty"] and dirty["worktree"].startswith(str(repo.path))
+    message = subprocess.run(
+        ["git", "cat-file", "commit", dirty["commit"]], cwd=repo.path, capture_output=True
+    ).stdout
+    assert b"Checkout: " + os.fsencode(repo.path) + b"\n" in message  # the path's own bytes
+    (app / "late.py").unlink()
+    repo.git("checkout", "--", "exp/late.py")
+    clean = snapshot_json_unchanged(repo, "--no-push")
+    assert not clean["dirty"]
+    for snap in (dirty, clean):
+        assert Path(snap["worktree"], "exp", "my_app.py").is_file()
+    assert len(snapshot_worktrees(repo.path / ".git")) == 2  # both recorded, none half-made
+
+    launched = run_bytes_safe(
+        app_command(sys.executable, "seed=0", "hydra/launcher=submitit_local", *SNAPSHOT_ON),
+        cwd=app,
+    )
+    assert launched.returncode == 0, launched.stderr
+    (job,) = results(app / "multirun")
+    assert job["cwd"].startswith(f"{repo.path}{os.sep}.git{os.sep}slurm-snapshots{os.sep}")
+
+    # the reminder names the stale snapshots (its job's end not yet known to the cache) ...
+    for admin, record in snapshot_worktrees(repo.path / ".git"):
+        record.jobs = []
+        record.last_used = record.created = time.time() - 30 * 86400
+        record.launches = [replace(launch, time=record.created) for launch in record.launches]
+        write_record(admin, record)
+    switched = run_bytes_safe(["git", "switch", "-c", "feature"], cwd=repo.path)
+    assert switched.returncode == 0, switched.stderr
+    assert "git-slurm: 3 snapshot worktrees older than 7d" in switched.stderr, switched.stderr
+    # ... and gc removes them
+    gc = run_bytes_safe(["git", "slurm-gc", "--older-than", "1d", "--json"], cwd=repo.path)
+    assert gc.returncode == 0, gc.stderr
+    assert registered_worktrees(repo) == [str(repo.path)]
+    assert not list((repo.path / ".git" / "slurm-snapshots").iterdir())
+
+
+def test_a_job_record_of_a_non_utf8_worktree_round_trips(tmp_path: Path) -> None:
+    """The launcher records its jobs in the worktree's record and lock reason."""
+    repo = Repo.create(tmp_path / LATIN1)
+    snap = snapshot_json_unchanged(repo, "--no-push")
+    record = add_jobs(Path(snap["worktree"]), [finished_job()])
+    assert record.origin == str(repo.path)
+    (admin,) = [admin for admin, _ in snapshot_worktrees(repo.path / ".git")]
+    reason = (admin / "locked").read_bytes()
+    assert reason.startswith(b"git-slurm snapshot %s of %s; jobs: " % (
+        snap["branch"].encode(), os.fsencode(repo.path)))  # fmt: skip
+
+
+def test_a_non_utf8_message_is_kept_as_bytes(repo: Repo) -> None:
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    before = user_state(repo.path)
+    made = run_bytes_safe(
+        ["git", "slurm-snapshot", "--json", "--no-push", "-m", os.fsdecode(b"r\xe9sum\xe9")],
+        cwd=repo.path,
+    )
+    assert made.returncode == 0, made.stderr
+    assert user_state(repo.path) == before
+    commit = made.stdout.split('"commit": "')[1][:40]
+    raw = subprocess.run(
+        ["git", "cat-file", "commit", commit], cwd=repo.path, capture_output=True
+    ).stdout
+    assert b"\n\nr\xe9sum\xe9\n\n" in raw
+    assert snapshot_branches(repo)
+
+
+def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> None:
+    """Outside the C locale Python's stdio refuses such a path; git prints its bytes, so do we
+    (before, the snapshot was made and then reported as an internal error, exit 1)."""
+    repo = Repo.create(tmp_path / LATIN1)
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+    made = run_bytes_safe(["git", "slurm-snapshot", "--no-push"], cwd=repo.path, env=strict)
+    assert made.returncode == 0, made.stderr
+    assert f"worktree {repo.path}{os.sep}.git" in made.stdout
+    gc = run_bytes_safe(["git", "slurm-gc", "--dry-run"], cwd=repo.path, env=strict)
+    assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
