@@ -17,10 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import pytest
 from gitrepo import Repo, Result, run_tool, user_state
 from launcher_apps.support import app_command, make_app_repo, results
 from test_odd_input import (
     SNAPSHOT_ON,
+    assert_one_error_line,
     finished_job,
     registered_worktrees,
     snapshot_branches,
@@ -133,3 +135,30 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
     assert f"worktree {repo.path}{os.sep}.git" in made.stdout
     gc = run_bytes_safe(["git", "slurm-gc", "--dry-run"], cwd=repo.path, env=strict)
     assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
+
+
+# ---- 13.2: branch prefixes git cannot store ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("main/exp", "the branch 'main' exists, and git cannot have a branch 'main' and branches"),
+        ("main/a/b", "the branch 'main' exists"),
+        ("x" * 240, "too long; a snapshot branch's name would be a file name of 267 bytes"),
+        ("ok/" + "y" * 240, "too long"),
+    ],
+)
+def test_a_prefix_git_cannot_store_is_refused_at_once(repo: Repo, prefix: str, reason: str) -> None:
+    """Before: ~30 s of trying 10000 names, then "more than 10000 snapshot branches in one
+    second", exit 1."""
+    repo.write("pkg/model.py", "VERSION = 2\n")  # dirty: a commit would be written first
+    before = user_state(repo.path)
+    refused = repo.snapshot("--prefix", prefix)
+    assert_one_error_line(refused)
+    assert refused.returncode == 2 and reason in refused.stderr, refused.stderr
+    assert user_state(repo.path) == before
+    assert repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").split() == [
+        "refs/heads/main"
+    ]
+    assert registered_worktrees(repo) == [str(repo.path)]
