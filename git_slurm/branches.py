@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError, UsageError, last_line
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
 
@@ -89,7 +89,7 @@ def create_snapshot_branch(
         if rc == 0:
             return name
         if not _taken(git, name, err):
-            raise GitSlurmError(f"cannot create branch {name}: {last_line(err)}")
+            raise GitSlurmError(f"cannot create branch {name}: {git_reason(err)}")
     raise GitSlurmError(f"more than {MAX_SAME_SECOND} snapshot branches in one second")
 
 

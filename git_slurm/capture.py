@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from git_slurm import faults
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import Oid
 from git_slurm.repo import Checkout
@@ -115,7 +115,7 @@ def working_tree_changes(git: Git, env: dict[str, str], pathspec: list[str]) -> 
     """The paths whose working-tree state differs from the index (`GIT_INDEX_FILE` in env)."""
     rc, out, err = git.run(*STATUS, *pathspec, env=env, check=False)
     if rc != 0:
-        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
+        raise GitSlurmError(f"cannot capture the working tree: {git_reason(err)}")
     return parse_status(out)
 
 
@@ -171,12 +171,7 @@ def stage(git: Git, env: dict[str, str], paths: list[str]) -> None:
         env=env, stdin="\0".join(paths) + "\0", check=False,
     )  # fmt: skip
     if rc != 0:
-        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
-
-
-def _reason(err: str) -> str:
-    reason = next((ln for ln in err.splitlines() if ln.startswith(("error", "fatal"))), "")
-    return reason or err.strip()
+        raise GitSlurmError(f"cannot capture the working tree: {git_reason(err)}")
 
 
 def write_tree(git: Git, env: dict[str, str]) -> Oid:
@@ -185,7 +180,7 @@ def write_tree(git: Git, env: dict[str, str]) -> Oid:
     2-3x slower)."""
     rc, out, err = git.run("write-tree", env=env, check=False)
     if rc != 0:
-        raise GitSlurmError(f"cannot write the snapshot tree: {_reason(err)}")
+        raise GitSlurmError(f"cannot write the snapshot tree: {git_reason(err)}")
     return Oid(out.strip())
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from plumbum import local
 
-from git_slurm.errors import ExitCode, GitSlurmError, last_line
+from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.processes import kill_tree
 
 # `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
@@ -57,8 +57,8 @@ class GitFailed(GitSlurmError):
     """A git command exited non-zero; `stderr` holds its complaint."""
 
     def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
-        last = last_line(stderr)
-        super().__init__(f"git {' '.join(argv)} failed: {last or f'exit {returncode}'}")
+        said = git_reason(stderr)
+        super().__init__(f"git {' '.join(argv)} failed: {said or f'exit {returncode}'}")
         self.returncode = returncode
         self.stderr = stderr
 

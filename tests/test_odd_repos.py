@@ -162,3 +162,72 @@ def test_a_prefix_git_cannot_store_is_refused_at_once(repo: Repo, prefix: str, r
         "refs/heads/main"
     ]
     assert registered_worktrees(repo) == [str(repo.path)]
+
+
+# ---- 13.3: git's own reason, passed on -------------------------------------------------------
+
+OTHER_UID = 12345
+
+
+def owned_by_another_user(path: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, uid, uid)
+
+
+def test_a_checkout_owned_by_another_user_says_git_s_reason_and_advice(repo: Repo) -> None:
+    """A lab's shared directory, or a root container on a bind mount: git refuses the checkout
+    of another uid ("dubious ownership"); before, this was "not a git repository"."""
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    before = user_state(repo.path)
+    owned_by_another_user(repo.path, OTHER_UID)
+    try:
+        for tool in ("slurm-snapshot", "slurm-gc"):
+            refused = run_tool(tool, cwd=repo.path / "pkg")
+            assert_one_error_line(refused)
+            assert refused.returncode == 3
+            assert refused.stderr == (
+                f"error: detected dubious ownership in repository at '{repo.path}'; To add an "
+                "exception for this directory, call: "
+                f"git config --global --add safe.directory {repo.path}\n"
+            )
+        # git's advice, taken, is enough: every git call of ours honours it
+        trusted = run_tool(
+            "config", "--global", "--add", "safe.directory", str(repo.path), cwd=repo.path
+        )
+        assert trusted.returncode == 0
+        snap = run_tool("slurm-snapshot", "--json", "--no-push", cwd=repo.path)
+        assert snap.returncode == 0, snap.stderr
+        assert Path(snap.json()["worktree"], "pkg", "model.py").read_text() == "VERSION = 2\n"
+    finally:
+        owned_by_another_user(repo.path, 0)
+    assert user_state(repo.path) == before
+
+
+@pytest.mark.parametrize(
+    ("breakage", "said"),
+    [
+        ("[core\n", "error: bad config line 6 in file .git/config\n"),
+        (
+            "[core]\n\trepositoryformatversion = 7\n",
+            "error: Expected git repo version <= 1, found 7\n",
+        ),
+    ],
+)
+def test_a_repository_git_refuses_says_why(repo: Repo, breakage: str, said: str) -> None:
+    config = repo.path / ".git" / "config"
+    before, kept = user_state(repo.path), config.read_bytes()
+    with config.open("a") as handle:
+        handle.write(breakage)
+    # as the launcher runs it: `git slurm-snapshot` would meet git's own refusal first
+    refused = run_bytes_safe(["git-slurm-snapshot"], cwd=repo.path)
+    config.write_bytes(kept)
+    assert_one_error_line(refused)
+    assert refused.stderr == said
+    assert user_state(repo.path) == before
+
+
+def test_git_dir_naming_nothing_says_so(repo: Repo) -> None:
+    refused = run_tool("slurm-snapshot", cwd=repo.path, env={"GIT_DIR": str(repo.path / "nope")})
+    assert_one_error_line(refused)
+    assert refused.stderr == f"error: not a git repository: '{repo.path / 'nope'}'\n"
