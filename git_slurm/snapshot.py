@@ -20,8 +20,9 @@ from git_slurm.branches import (
     validate_prefix,
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
+from git_slurm.errors import UsageError
 from git_slurm.head import read_head
-from git_slurm.links import Link, make_links, plan_links
+from git_slurm.links import Link, make_links, plan_links, unignored_note
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
 from git_slurm.push import PUSH_TIMEOUT, PushResult, default_remote, push_branch, unpush
@@ -113,11 +114,12 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     """Record the working tree on a new branch and (unless told not to) materialise it."""
     started = time.monotonic()
     validate_prefix(checkout.git, options.prefix)
-    link_rels = plan_links(checkout.toplevel, checkout.prefix, options.links)
+    link_rels = plan_links(checkout.git, checkout.toplevel, checkout.prefix, options.links)
+    refuse_worktree_dir_in_code(checkout, options.worktree_dir)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
     head = read_head(checkout.git)
     base, on_branch = head.commit, head.branch
-    keep_out = [options.worktree_dir]
+    keep_out = [options.worktree_dir, *(checkout.toplevel / rel for rel in link_rels)]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
     dirty = head.tree != capture.tree
     if not dirty:
@@ -132,6 +134,9 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         )
     faults.point("commit")
     notes = list(capture.notes)
+    unignored = unignored_note(checkout.git, checkout.toplevel, link_rels)
+    if unignored:
+        notes.append(unignored)
     why = f"{SNAPSHOT_REFLOG_MARK}{on_branch or 'detached HEAD'}"
     pushed = PushResult(None, None)
     branch = create_snapshot_branch(checkout.git, options.prefix, commit, why)
@@ -171,6 +176,26 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         seconds=time.monotonic() - started,
         materialised=placed.materialised,
     )
+
+
+def refuse_worktree_dir_in_code(checkout: Checkout, worktree_dir: Path) -> None:
+    """Snapshot worktrees may lie in the work tree (they are left out of every capture), but
+    not as the work tree itself nor where tracked files are: leaving that out would drop code."""
+    try:
+        rel = worktree_dir.resolve().relative_to(checkout.toplevel)
+    except ValueError:
+        return  # outside the work tree
+    if not rel.parts:
+        raise UsageError(
+            f"worktree dir {worktree_dir} is the work tree itself: snapshots would be captured "
+            "into later snapshots; choose a directory outside it, or an ignored one in it"
+        )
+    spec = f":(top,literal){rel.as_posix()}"
+    if checkout.git.out("ls-files", "-z", "--full-name", "--", spec):
+        raise UsageError(
+            f"worktree dir {worktree_dir} holds tracked files: it is left out of every "
+            "snapshot, and they would be too; choose a directory outside the work tree"
+        )
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,98 @@ def test_git_dir_naming_nothing_says_so(repo: Repo) -> None:
     refused = run_tool("slurm-snapshot", cwd=repo.path, env={"GIT_DIR": str(repo.path / "nope")})
     assert_one_error_line(refused)
     assert refused.stderr == f"error: not a git repository: '{repo.path / 'nope'}'\n"
+
+
+# ---- 11.5, 11.6, 13.5: link paths hold outputs, never code ---------------------------------
+
+
+def assert_refused_unchanged(repo: Repo, *args: str, said: str) -> None:
+    """`git slurm-snapshot ARGS` is refused with `said`; nothing of the user's changed, and no
+    branch or worktree was made."""
+    before = user_state(repo.path)
+    refused = repo.snapshot(*args)
+    assert_one_error_line(refused)
+    assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+    assert user_state(repo.path) == before
+    assert snapshot_branches(repo) == []
+    assert registered_worktrees(repo) == [str(repo.path)]
+
+
+@pytest.mark.parametrize(
+    ("link", "said"),
+    [
+        ("pkg/model.py", "link path 'pkg/model.py' is the tracked file 'pkg/model.py'"),
+        ("pkg", "link path 'pkg' holds 2 tracked files (pkg/__init__.py, pkg/model.py)"),
+        (".", "leaves the repository"),
+    ],
+)
+def test_a_link_path_that_is_tracked_code_is_refused(repo: Repo, link: str, said: str) -> None:
+    """Before: the snapshot's copy was replaced by a link to the live file."""
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    assert_refused_unchanged(repo, "--link", link, said=said)
+
+
+def test_link_paths_are_never_snapshotted_and_a_note_says_what_to_ignore(tmp_path: Path) -> None:
+    """A repository without a .gitignore: before, the previous launch's pickles and logs were
+    committed into the next snapshot."""
+    repo = Repo.create(tmp_path / "project", commit=False)
+    repo.write("train.py", "print('train')\n")
+    repo.commit("code")
+    repo.write("multirun/2026-12-01/0/result.pkl", "pickle")
+    repo.write(".submitit/1/log.out", "log")
+    repo.write("lib/outputs/kept.py", "# not a link path: code\n")
+    snap = snapshot_json_unchanged(repo, "--no-push")
+    tree = repo.git("ls-tree", "-r", "--name-only", snap["commit"]).split()
+    assert tree == ["lib/outputs/kept.py", "train.py"]
+    assert snap["notes"] == [
+        "left out of the snapshot (link paths hold outputs, not code): multirun, .submitit; "
+        "git does not ignore them: add /multirun/ /.submitit/ to .gitignore"
+    ]
+    repo.write(".gitignore", "/multirun/\n/.submitit/\n")  # what the note says
+    assert snapshot_json_unchanged(repo, "--no-push")["notes"] == []
+
+
+def test_link_paths_that_are_symlinks_to_scratch_are_allowed(repo: Repo, tmp_path: Path) -> None:
+    """`multirun` -> scratch, as clusters have it: the worktree's link points at the checkout's
+    own `multirun`, so jobs write to scratch, and nothing is created outside the repository
+    (a dangling one stays dangling). A path *under* a symlink out of the repository is
+    still refused: its target directory would be made there."""
+    scratch = tmp_path / "scratch"
+    (scratch / "multirun").mkdir(parents=True)
+    (repo.path / "multirun").symlink_to(scratch / "multirun")
+    (repo.path / "outputs").symlink_to(scratch / "outputs-not-yet")  # dangling
+    (repo.path / "data").symlink_to(scratch)
+    snap = snapshot_json_unchanged(repo, "--no-push")
+    worktree = Path(snap["worktree"])
+    assert os.readlink(worktree / "multirun") == str(repo.path / "multirun")
+    assert os.readlink(worktree / "outputs") == str(repo.path / "outputs")
+    assert sorted(p.name for p in scratch.iterdir()) == ["multirun"]
+    assert not list((scratch / "multirun").iterdir())
+
+    before = user_state(repo.path)
+    refused = repo.snapshot("--link", "data/out")
+    assert_one_error_line(refused)
+    assert f"lies in {scratch}, outside the repository" in refused.stderr
+    assert user_state(repo.path) == before
+    assert sorted(p.name for p in scratch.iterdir()) == ["multirun"]
+
+
+def test_overlapping_link_paths_are_refused_before_anything_is_made(repo: Repo) -> None:
+    """Before: `outputs/sub` was made in the checkout, then refused."""
+    assert_refused_unchanged(
+        repo, "--link", "outputs", "--link", "outputs/sub/", said="'outputs/sub' lies inside"
+    )
+    assert not (repo.path / "outputs").exists()
+
+
+def test_a_worktree_dir_in_the_work_tree_is_left_out_or_refused(repo: Repo) -> None:
+    """Before, `--worktree-dir .` recorded earlier snapshots as gitlinks in later ones."""
+    assert_refused_unchanged(repo, "--worktree-dir", ".", said="is the work tree itself")
+    assert_refused_unchanged(repo, "--worktree-dir", "pkg", said="holds tracked files")
+    inside = repo.snapshot_json("--no-push", "--worktree-dir", "snaps")
+    assert Path(inside["worktree"]).parent == repo.path / "snaps"
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    for where in (["--worktree-dir", "snaps"], []):  # also a snapshot made elsewhere
+        snap = repo.snapshot_json("--no-push", *where)
+        tree = repo.git("ls-tree", "-r", "--name-only", snap["commit"]).split()
+        assert tree == [".gitignore", "README.md", "pkg/__init__.py", "pkg/model.py"]
