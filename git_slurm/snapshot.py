@@ -6,6 +6,7 @@ it is undone when a later one fails, so a failed snapshot leaves nothing behind 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from git_slurm.branches import (
     validate_prefix,
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
-from git_slurm.errors import UsageError
+from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.head import read_head
 from git_slurm.links import Link, make_links, plan_links, unignored_note
 from git_slurm.materialize import Materialised, materialise
@@ -286,16 +287,21 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
 def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
     now = time.time()
     launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
-    path = target.worktree_dir / str(target.branch)
-    made = materialise(
-        checkout.git,
-        checkout.common_dir,
-        path,
-        target.commit,
-        target.branch,
-        target.base,
-        target.link_rels,
-    )
+    path = reserve_worktree_path(target.worktree_dir, target.branch)
+    try:
+        made = materialise(
+            checkout.git,
+            checkout.common_dir,
+            path,
+            target.commit,
+            target.branch,
+            target.base,
+            target.link_rels,
+        )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # still the empty reservation (a worktree made is removed already)
+        raise
     nested: list[str] = []
     try:
         if target.submodules:
@@ -320,6 +326,27 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
         remove_worktree(checkout.git, path)
         raise
     return _Placement(path, links, materialised=made)
+
+
+MAX_PATH_TRIES = 1000
+
+
+def reserve_worktree_path(worktree_dir: Path, branch: BranchName) -> Path:
+    """A directory for the worktree that nobody else has: `<branch>`, else `<branch>.2`, ...
+
+    Branch names are unique within a repository only: repositories sharing one worktree dir
+    (`git config --global slurm.worktreeDir ~/scratch/snapshots`) make the same name in the
+    same second. The directory is reserved by creating it empty, which is atomic and which
+    `git worktree add` accepts."""
+    for n in range(1, MAX_PATH_TRIES):
+        path = worktree_dir / (str(branch) if n == 1 else f"{branch}.{n}")
+        path.parent.mkdir(parents=True, exist_ok=True)  # a prefix `a/b` makes `a/`
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise GitSlurmError(f"no free name for the worktree of {branch} in {worktree_dir}")
 
 
 def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target) -> bool:

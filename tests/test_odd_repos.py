@@ -9,6 +9,8 @@ unchanged.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import os
 import subprocess
 import sys
@@ -29,7 +31,11 @@ from test_odd_input import (
     snapshot_json_unchanged,
 )
 
+from git_slurm import snapshot as snapshot_module
+from git_slurm.branches import create_snapshot_branch
 from git_slurm.records import add_jobs, snapshot_worktrees, write_record
+from git_slurm.repo import discover
+from git_slurm.snapshot import SnapshotOptions, take_snapshot
 
 LATIN1 = os.fsdecode(b"caf\xe9")  # a Latin-1 directory name: not valid UTF-8
 
@@ -47,6 +53,16 @@ def run_bytes_safe(argv: list[str], cwd: Path, env: Optional[dict[str, str]] = N
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def age_snapshots(repo: Repo, days: float) -> None:
+    """Make every snapshot worktree of `repo` look launched and last used `days` ago, with no
+    job recorded."""
+    for admin, record in snapshot_worktrees(repo.path / ".git"):
+        record.jobs = []
+        record.last_used = record.created = time.time() - days * 86400
+        record.launches = [replace(launch, time=record.created) for launch in record.launches]
+        write_record(admin, record)
 
 
 # ---- 13.1: a checkout whose path is not UTF-8 ------------------------------------------------
@@ -81,11 +97,7 @@ def test_a_checkout_whose_path_is_not_utf8_works_end_to_end(tmp_path: Path) -> N
     assert job["cwd"].startswith(f"{repo.path}{os.sep}.git{os.sep}slurm-snapshots{os.sep}")
 
     # the reminder names the stale snapshots (its job's end not yet known to the cache) ...
-    for admin, record in snapshot_worktrees(repo.path / ".git"):
-        record.jobs = []
-        record.last_used = record.created = time.time() - 30 * 86400
-        record.launches = [replace(launch, time=record.created) for launch in record.launches]
-        write_record(admin, record)
+    age_snapshots(repo, days=30)
     switched = run_bytes_safe(["git", "switch", "-c", "feature"], cwd=repo.path)
     assert switched.returncode == 0, switched.stderr
     assert "git-slurm: 3 snapshot worktrees older than 7d" in switched.stderr, switched.stderr
@@ -326,3 +338,49 @@ def test_a_worktree_dir_in_the_work_tree_is_left_out_or_refused(repo: Repo) -> N
         snap = repo.snapshot_json("--no-push", *where)
         tree = repo.git("ls-tree", "-r", "--name-only", snap["commit"]).split()
         assert tree == [".gitignore", "README.md", "pkg/__init__.py", "pkg/model.py"]
+
+
+# ---- 13.4: one worktree dir shared by several repositories ---------------------------------
+
+
+def test_repositories_sharing_a_worktree_dir_never_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git config --global slurm.worktreeDir ~/scratch/snapshots`: two repositories snapshot
+    in the same second (the clock pinned, in-process) and so make the same branch name. Before:
+    `fatal: '.../slurm-job-20261201-221250' already exists`."""
+    shared = tmp_path / "scratch" / "snapshots"
+    pinned = functools.partial(create_snapshot_branch, now=dt.datetime(2026, 12, 1, 22, 12, 50))
+    monkeypatch.setattr(snapshot_module, "create_snapshot_branch", pinned)
+    repos = [Repo.create(tmp_path / name / "project") for name in ("alice", "bob")]
+    made = []
+    for repo in repos:
+        repo.write("pkg/model.py", f"VERSION = {repo.path.parent.name!r}\n")
+        before = user_state(repo.path)
+        options = SnapshotOptions(prefix="slurm-job", links=["outputs"], worktree_dir=shared)
+        made.append(take_snapshot(discover(repo.path), options))
+        assert user_state(repo.path) == before
+    assert [str(snap.branch) for snap in made] == ["slurm-job-20261201-221250"] * 2
+    assert [snap.worktree for snap in made] == [
+        shared / "slurm-job-20261201-221250",
+        shared / "slurm-job-20261201-221250.2",
+    ]
+    for repo, snap in zip(repos, made):
+        assert snap.worktree is not None
+        text = (snap.worktree / "pkg" / "model.py").read_text()
+        assert text == f"VERSION = {repo.path.parent.name!r}\n"
+
+    # gc of one repository never touches the other's worktree, even in the same directory
+    alice, bob = repos
+    for repo in repos:
+        age_snapshots(repo, days=30)
+    gc = run_tool("slurm-gc", "--older-than", "1d", cwd=alice.path)
+    assert gc.returncode == 0, gc.stderr
+    assert registered_worktrees(alice) == [str(alice.path)]
+    assert registered_worktrees(bob) == [str(bob.path), str(made[1].worktree)]
+    assert (shared / "slurm-job-20261201-221250.2" / "pkg" / "model.py").is_file()
+    assert [p.name for p in shared.iterdir()] == ["slurm-job-20261201-221250.2"]
+    gc = run_tool("slurm-gc", "--older-than", "1d", cwd=bob.path)
+    assert gc.returncode == 0, gc.stderr
+    assert registered_worktrees(bob) == [str(bob.path)]
+    assert list(shared.iterdir()) == []
