@@ -443,3 +443,35 @@ def test_split_index_keeps_incremental_linking(repo: Repo) -> None:
     assert third["materialised"]["source"] == second["worktree"]
     assert Path(third["worktree"], "pkg", "model.py").read_text() == "VERSION = 3\n"
     assert sorted(p.name for p in (repo.path / ".git").glob("sharedindex.*")) == shared_before
+
+
+# ---- 13.7: pushing like git ----------------------------------------------------------------
+
+
+def test_the_remote_is_chosen_as_git_push_chooses_it(repo: Repo, tmp_path: Path) -> None:
+    """branch.<name>.pushRemote, then remote.pushDefault, then the upstream, then origin;
+    before, only the upstream and origin counted."""
+    for name in ("origin", "upstream", "fork", "mirror"):
+        subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / name)], check=True)
+        repo.git("remote", "add", name, str(tmp_path / name))
+
+    def pushed_to() -> str:
+        snap = repo.snapshot_json("--no-worktree")
+        remote: str = snap["pushed"]
+        heads = subprocess.run(
+            ["git", "branch", "--list", snap["branch"]], cwd=tmp_path / remote,
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert snap["branch"] in heads
+        return remote
+
+    assert pushed_to() == "origin"
+    repo.git("config", "branch.main.remote", "upstream")
+    repo.git("config", "branch.main.merge", "refs/heads/main")
+    assert pushed_to() == "upstream"
+    repo.git("config", "remote.pushDefault", "fork")
+    assert pushed_to() == "fork"
+    repo.git("config", "branch.main.pushRemote", "mirror")
+    assert pushed_to() == "mirror"
+    repo.git("switch", "-q", "--detach")
+    assert pushed_to() == "fork"  # no branch: remote.pushDefault
