@@ -241,7 +241,13 @@ def _populate(
 
 def tree_changes(git: Git, old: Oid, new: Oid) -> list[tuple[str, str]]:
     """(status letter, path) of every file that differs between two commits."""
-    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new)[1]
+    return name_status(
+        git.run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new)[1]
+    )
+
+
+def name_status(out: str) -> list[tuple[str, str]]:
+    """(status letter, path) pairs of git's `--name-status -z --no-renames` output."""
     fields = out.split("\0")
     return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 

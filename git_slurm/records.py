@@ -196,6 +196,12 @@ def tree_lock_is_free(common_dir: Path, tree: str) -> Optional[bool]:
     return True
 
 
+def restore_lock(admin_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialise the jobs of one worktree that restore its files (verify.py): an array's
+    jobs start at once, and git's index lock would fail all but one."""
+    return _flock(admin_dir / "git-slurm-restore.lock")
+
+
 def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise git-slurm's `git worktree add` within one repository: while git adds a
     worktree it reads every other worktree's admin dir, and fails on one half made."""

@@ -37,6 +37,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import Checkout
+from git_slurm.verify import reusable_as_is
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
 
 
@@ -276,7 +277,9 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
     launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
-            if _reusable(record, admin, checkout.toplevel, target):
+            if _reusable(record, admin, checkout.toplevel, target) and reusable_as_is(
+                admin, record
+            ):
                 record.launches.append(launch)
                 record.last_used = now
                 write_record(admin, record)
