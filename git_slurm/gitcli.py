@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from plumbum import local
 
-from git_slurm.errors import ExitCode, GitSlurmError, last_line
+from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.processes import kill_tree
 
 # `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
@@ -48,13 +48,17 @@ NEVER_DOWNLOAD = {"GIT_LFS_SKIP_SMUDGE": "1"}
 
 DEFAULT_TIMEOUT = 600.0
 
+# git keeps paths as the file system's bytes, UTF-8 or not; Python holds bytes that are not
+# UTF-8 as surrogates (as os.fsdecode does), so a path read from git goes back to it unchanged
+PATH_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
 
 class GitFailed(GitSlurmError):
     """A git command exited non-zero; `stderr` holds its complaint."""
 
     def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
-        last = last_line(stderr)
-        super().__init__(f"git {' '.join(argv)} failed: {last or f'exit {returncode}'}")
+        said = git_reason(stderr)
+        super().__init__(f"git {' '.join(argv)} failed: {said or f'exit {returncode}'}")
         self.returncode = returncode
         self.stderr = stderr
 
@@ -91,8 +95,7 @@ def run_git(
         proc = command.popen(
             cwd=cwd or Path.cwd(),
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-            encoding="utf-8",
-            errors="surrogateescape",  # paths that are not UTF-8 make the round trip
+            **PATH_ENCODING,
         )
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
@@ -165,3 +168,13 @@ def git_version() -> tuple[int, ...]:
 def environ_without_git() -> dict[str, str]:
     """os.environ minus repository-local git variables (for children we don't run ourselves)."""
     return {k: v for k, v in os.environ.items() if k not in REPO_LOCAL_VARS}
+
+
+def read_git_file(path: Path) -> str:
+    """A file of git's admin dirs (`gitdir`, `HEAD`, `locked`, a `.git` file): paths in it may
+    be any bytes."""
+    return path.read_text(**PATH_ENCODING)
+
+
+def write_git_file(path: Path, text: str) -> None:
+    path.write_text(text, **PATH_ENCODING)

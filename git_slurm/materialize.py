@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from git_slurm import faults, lfs
 from git_slurm.errors import GitSlurmError
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, read_git_file
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import (
     SnapshotRecord,
@@ -155,7 +155,7 @@ def _source(admin: Path, record: SnapshotRecord, device: int) -> Optional[Source
     worktree = Path(record.worktree)
     try:
         info = worktree.lstat()
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+        head = read_git_file(admin / "HEAD").strip()
     except OSError:
         return None
     usable = (

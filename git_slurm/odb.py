@@ -45,9 +45,11 @@ def create_commit(git_dir: Path, tree: Oid, parents: list[Oid], message: str) ->
 
     repo = open_repository(git_dir)
     who = signature(repo)
+    # as bytes: a checkout path (or -m text) that is not UTF-8 is kept as git would keep it
+    raw = message.encode("utf-8", "surrogateescape")
     try:
         oid = repo.create_commit(
-            None, who, who, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
+            None, who, who, raw, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
         )
     except pygit2.GitError as exc:
         raise GitSlurmError(f"cannot write the snapshot commit: {exc}") from exc

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError, UsageError, last_line
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName
 
@@ -66,7 +66,7 @@ def push_branch(
         rc, err = 1, str(exc)
     if rc == 0:
         return PushResult(remote, None)
-    last = last_line(err) or "push failed"
+    last = git_reason(err) or "push failed"
     message = redact(f"push of {name} to {remote} failed: {last}")
     if explicit:
         raise GitSlurmError(message)
