@@ -147,6 +147,11 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
     assert f"worktree {repo.path}{os.sep}.git" in made.stdout
     gc = run_bytes_safe(["git", "slurm-gc", "--dry-run"], cwd=repo.path, env=strict)
     assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
+    # the reminder's one line about an error naming such a path never fails the checkout
+    nowhere = {**strict, "GIT_DIR": str(repo.path / "nope")}
+    hook = run_bytes_safe(["git-slurm-post-checkout", "0", "0", "1"], cwd=repo.path, env=nowhere)
+    assert hook.returncode == 0, hook.stderr
+    assert hook.stdout == f"git-slurm: no reminder: not a git repository: '{repo.path / 'nope'}'\n"
 
 
 # ---- 13.2: branch prefixes git cannot store ---------------------------------------------------
