@@ -163,7 +163,7 @@ class Git:
             return out.strip() == "true"
         if rc == 1:
             return None
-        raise GitSlurmError(f"git config {key}: {err.strip()}", ExitCode.USAGE)
+        raise GitSlurmError(f"git config {key}: {git_reason(err)}", ExitCode.USAGE)
 
 
 def git_version() -> tuple[int, ...]:
