@@ -221,6 +221,25 @@ def test_a_checkout_owned_by_another_user_says_git_s_reason_and_advice(repo: Rep
     assert user_state(repo.path) == before
 
 
+def test_a_remote_owned_by_another_user_says_git_s_reason(repo: Repo, tmp_path: Path) -> None:
+    """Before, the error was git's last line: "and the repository exists."."""
+    remote = tmp_path / "shared.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    owned_by_another_user(remote, OTHER_UID)
+    repo.git("remote", "add", "origin", str(remote))
+    before = user_state(repo.path)
+    refused = repo.snapshot("--push")
+    assert_one_error_line(refused)
+    assert refused.stderr.startswith("error: push of slurm-job-") and refused.stderr.endswith(
+        f" to origin failed: detected dubious ownership in repository at '{remote}'; To add an "
+        f"exception for this directory, call: git config --global --add safe.directory {remote}; "
+        "Could not read from remote repository. Please make sure you have the correct access "
+        "rights and the repository exists.\n"
+    ), refused.stderr
+    assert user_state(repo.path) == before
+    assert snapshot_branches(repo) == []
+
+
 @pytest.mark.parametrize(
     ("breakage", "said"),
     [
