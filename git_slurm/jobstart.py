@@ -63,13 +63,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     worktree, commit, branch = Path(args[0]), args[1], args[2]
     try:
         restored = restore_worktree(worktree, commit)
-    except GitSlurmError as exc:
+    except Exception as exc:  # whatever it is, the job must not run: one line
+        why = exc.message if isinstance(exc, GitSlurmError) else f"{type(exc).__name__}: {exc}"
         print(
             f"error: git-slurm: the job does not run: {worktree} is not exactly snapshot "
-            f"{branch} ({commit[:12]}) and could not be restored: {exc.message}",
+            f"{branch} ({commit[:12]}) and could not be restored: {why}",
             file=sys.stderr,
         )
-        return exc.code
+        return exc.code if isinstance(exc, GitSlurmError) else ExitCode.FAILURE
     message = report(restored, branch)
     if message:
         print(message, file=sys.stderr, flush=True)

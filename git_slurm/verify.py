@@ -89,9 +89,7 @@ def restore_worktree(worktree: Path, commit: str) -> Restored:
     if admin is None or record is None:
         raise GitSlurmError(f"{worktree} is not a git-slurm snapshot worktree")
     git = Git(admin, worktree)
-    if not differences(git, commit, record.links):
-        return Restored(worktree, commit, ())
-    try:
+    try:  # the job script's own check found a difference: no need to ask twice unlocked
         with restore_lock(admin):
             found = differences(git, commit, record.links)  # maybe restored meanwhile
             if found:

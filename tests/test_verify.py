@@ -274,6 +274,21 @@ def test_a_job_whose_files_cannot_be_restored_refuses_to_run(tmp_path: Path) -> 
     assert snap["branch"] in errors[0] and "Traceback" not in started.stderr
 
 
+def test_a_node_where_git_cannot_run_refuses_the_job_of_a_changed_worktree(
+    tmp_path: Path,
+) -> None:
+    repo = make_app(tmp_path / "project")
+    snap = snapshot(repo)
+    write_in_place(Path(snap["worktree"], "helper.py"), EDITED)
+    script = f"PATH={tmp_path / 'empty'}\n{job_script(snap)}"
+
+    started = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+    assert started.returncode != 0 and started.stdout == ""
+    assert "Traceback" not in started.stderr
+    assert started.stderr.count("error: git-slurm: the job does not run") == 1, started.stderr
+
+
 def test_a_clean_worktree_starts_without_python(tmp_path: Path) -> None:
     """The check of a clean worktree is git alone: no interpreter starts (it would cost more
     than the check), and nothing is said."""
