@@ -19,12 +19,13 @@ from plumbum import local
 from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.processes import kill_tree
 
-# `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
+# `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together;
+# but not the configuration given to this very command (`git -c slurm.x=y slurm-snapshot`,
+# GIT_CONFIG_COUNT/KEY_n/VALUE_n): git drops it only for commands in *other* repositories,
+# and ours run in the user's, so it holds for them as it would for any git command there.
 REPO_LOCAL_VARS = (
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
     "GIT_OBJECT_DIRECTORY",
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -41,6 +42,10 @@ REPO_LOCAL_VARS = (
 
 # `/dev/null/<hook>` can never exist, so no hook of the user's runs for our own git calls.
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+# Every index our calls write is one file, whatever core.splitIndex says: a snapshot worktree's
+# index is copied to link the next one from it, and a split one names a shared part beside it
+# (the capture's private index would also leave a new shared part in the user's git dir).
+WHOLE_INDEX = ("-c", "core.splitIndex=false")
 
 # git-lfs's smudge filter downloads content that is not in the local store: for our own calls
 # it writes the pointer instead (git_slurm.lfs then fills in what the local store has).
@@ -118,7 +123,7 @@ class Git:
         self.work_tree = work_tree
 
     def _base(self) -> list[str]:
-        base = [*NO_HOOKS, f"--git-dir={self.git_dir}"]
+        base = [*NO_HOOKS, *WHOLE_INDEX, f"--git-dir={self.git_dir}"]
         if self.work_tree is not None:
             base.append(f"--work-tree={self.work_tree}")
         return base

@@ -221,6 +221,8 @@ def _populate(
     # a fresh mtime for the copy: the source's racily clean entries were written by our own
     # checkout before any job could see them, and the check below verifies every entry
     shutil.copyfile(source.admin / "index", git.git_dir / "index")
+    for shared in source.admin.glob("sharedindex.*"):  # split by a git run there by hand
+        shutil.copyfile(shared, git.git_dir / shared.name)
     files, gitlinks = _linkable(index_entries(git), (*source.links, *link_rels))
     linked = link_files(source.worktree, git.work_tree, files, gitlinks)
     faults.point("worktree")

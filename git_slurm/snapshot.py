@@ -129,7 +129,7 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         commit = base
     else:
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
-            checkout.git_dir,
+            checkout.git,
             capture.tree,
             [base] if base else [],
             commit_message(checkout, options, base, on_branch),

@@ -384,3 +384,94 @@ def test_repositories_sharing_a_worktree_dir_never_collide(
     assert gc.returncode == 0, gc.stderr
     assert registered_worktrees(bob) == [str(bob.path)]
     assert list(shared.iterdir()) == []
+
+
+# ---- 13.6: git's configuration, the way git reads it ---------------------------------------
+
+
+def branch_and_author(res: Result, repo: Repo) -> tuple[str, str]:
+    assert res.returncode == 0, res.stderr
+    snap = res.json()
+    return snap["branch"], repo.git("log", "-1", "--format=%an <%ae>", snap["commit"]).strip()
+
+
+def test_git_dash_c_and_git_config_count_are_honoured(repo: Repo) -> None:
+    """Before, both were dropped from the tool's own git calls (and libgit2 never saw them)."""
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    given = run_tool(
+        "-c", "slurm.branchPrefix=dash-c", "-c", "user.name=Dash C", "-c", "slurm.link=logs",
+        "slurm-snapshot", "--json", "--no-push", cwd=repo.path,
+    )  # fmt: skip
+    branch, author = branch_and_author(given, repo)
+    assert branch.startswith("dash-c-") and author == "Dash C <test@example.com>"
+    assert [Path(ln["path"]).name for ln in given.json()["links"]] == ["logs"]
+
+    repo.write("pkg/model.py", "VERSION = 3\n")
+    env = {
+        "GIT_CONFIG_COUNT": "3",
+        "GIT_CONFIG_KEY_0": "slurm.branchPrefix", "GIT_CONFIG_VALUE_0": "from-env",
+        "GIT_CONFIG_KEY_1": "slurm.link", "GIT_CONFIG_VALUE_1": "logs",
+        "GIT_CONFIG_KEY_2": "slurm.link", "GIT_CONFIG_VALUE_2": "ckpt",
+    }  # fmt: skip
+    counted = run_tool("slurm-snapshot", "--json", "--no-push", cwd=repo.path, env=env)
+    branch, author = branch_and_author(counted, repo)
+    assert branch.startswith("from-env-") and author == "Test User <test@example.com>"
+    assert [Path(ln["path"]).name for ln in counted.json()["links"]] == ["logs", "ckpt"]
+    repo.write("pkg/model.py", "VERSION = 4\n")
+    authored = run_tool(
+        "slurm-snapshot", "--json", "--no-push", "--no-worktree", cwd=repo.path,
+        env={"GIT_AUTHOR_NAME": "Env Author", "GIT_AUTHOR_EMAIL": "env@example.com"},
+    )  # fmt: skip
+    assert branch_and_author(authored, repo)[1] == "Env Author <env@example.com>"
+
+
+def test_split_index_keeps_incremental_linking(repo: Repo) -> None:
+    """core.splitIndex=true: before, every snapshot was a full checkout (the copied index
+    named a shared part left behind), and each capture left a new shared part in .git."""
+    repo.git("config", "core.splitIndex", "true")
+    repo.git("update-index", "--split-index")
+    shared_before = sorted(p.name for p in (repo.path / ".git").glob("sharedindex.*"))
+    first = snapshot_json_unchanged(repo, "--no-push")
+    repo.write("pkg/model.py", "VERSION = 2\n")
+    second = snapshot_json_unchanged(repo, "--no-push")
+    assert second["materialised"]["source"] == first["worktree"]
+    assert second["materialised"]["linked"] > 0
+    # a worktree whose index git split later (a `git status` run there by hand) still serves
+    subprocess.run(["git", "update-index", "--split-index"], cwd=second["worktree"], check=True)
+    repo.write("pkg/model.py", "VERSION = 3\n")
+    third = snapshot_json_unchanged(repo, "--no-push")
+    assert third["materialised"]["source"] == second["worktree"]
+    assert Path(third["worktree"], "pkg", "model.py").read_text() == "VERSION = 3\n"
+    assert sorted(p.name for p in (repo.path / ".git").glob("sharedindex.*")) == shared_before
+
+
+# ---- 13.7: pushing like git ----------------------------------------------------------------
+
+
+def test_the_remote_is_chosen_as_git_push_chooses_it(repo: Repo, tmp_path: Path) -> None:
+    """branch.<name>.pushRemote, then remote.pushDefault, then the upstream, then origin;
+    before, only the upstream and origin counted."""
+    for name in ("origin", "upstream", "fork", "mirror"):
+        subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / name)], check=True)
+        repo.git("remote", "add", name, str(tmp_path / name))
+
+    def pushed_to() -> str:
+        snap = repo.snapshot_json("--no-worktree")
+        remote: str = snap["pushed"]
+        heads = subprocess.run(
+            ["git", "branch", "--list", snap["branch"]], cwd=tmp_path / remote,
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert snap["branch"] in heads
+        return remote
+
+    assert pushed_to() == "origin"
+    repo.git("config", "branch.main.remote", "upstream")
+    repo.git("config", "branch.main.merge", "refs/heads/main")
+    assert pushed_to() == "upstream"
+    repo.git("config", "remote.pushDefault", "fork")
+    assert pushed_to() == "fork"
+    repo.git("config", "branch.main.pushRemote", "mirror")
+    assert pushed_to() == "mirror"
+    repo.git("switch", "-q", "--detach")
+    assert pushed_to() == "fork"  # no branch: remote.pushDefault

@@ -359,10 +359,21 @@ def test_push_failures(repo: Repo, tmp_path: Path) -> None:
     assert records and all("hunter2" not in r.read_text() for r in records)
 
 
-def test_no_remote_is_skipped_with_a_note(repo: Repo) -> None:
+def test_no_remote_is_skipped_silently_unless_the_push_was_asked_for(repo: Repo) -> None:
     res = repo.snapshot("--json")
     assert res.returncode == 0 and res.json()["pushed"] is None
-    assert "no remote" in res.stderr
+    assert res.stderr == "" and res.json()["notes"] == []
+    repo.git("remote", "add", "upstream", str(repo.path))
+    noted = repo.snapshot("--json")  # a remote exists, but not the one git push would use
+    assert noted.json()["notes"] == ["not pushed: the repository has no remote 'origin'"]
+    repo.git("remote", "remove", "upstream")
+    before = user_state(repo.path)
+    asked = repo.snapshot("--push")
+    assert asked.returncode == 2 and asked.stderr == (
+        "error: cannot push: the repository has no remote 'origin' "
+        "(add one with git remote add, or choose one with --remote)\n"
+    )
+    assert user_state(repo.path) == before
 
 
 @pytest.mark.parametrize(
