@@ -149,7 +149,9 @@ def render(python: str) -> bytes:
         if text.count(slot) != 1:
             raise GitSlurmError(f"the hook template has no single {slot}")
     text = text.replace(PYTHON_SLOT, shlex.quote(python))
-    return text.replace(ROOT_SLOT, shlex.quote(str(PACKAGE_ROOT))).encode("utf-8")
+    return text.replace(ROOT_SLOT, shlex.quote(str(PACKAGE_ROOT))).encode(
+        "utf-8", "surrogateescape"
+    )
 
 
 def write_hook(hook: Path, text: bytes) -> None:

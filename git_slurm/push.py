@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError, UsageError, last_line
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName
 
@@ -27,12 +27,16 @@ def redact(text: str) -> str:
 
 
 def default_remote(git: Git, branch: Optional[str]) -> str:
-    """The current branch's upstream remote, else `origin`."""
+    """The remote `git push` would push to: `branch.<name>.pushRemote`, `remote.pushDefault`,
+    the branch's `branch.<name>.remote`, else `origin` (git's own choice, read by git)."""
     if branch:
-        configured = git.config_get_all(f"branch.{branch}.remote")
-        if configured and configured[-1] != ".":
-            return configured[-1]
-    return "origin"
+        chosen = git.out(
+            "for-each-ref", "--format=%(push:remotename)", "--", f"refs/heads/{branch}"
+        )
+    else:  # detached HEAD: no branch to ask
+        configured = git.config_get_all("remote.pushDefault")
+        chosen = configured[-1] if configured else ""
+    return chosen if chosen and chosen != "." else "origin"
 
 
 def push_branch(
@@ -49,6 +53,13 @@ def push_branch(
     if remote not in remotes:
         if remote_given:
             raise UsageError(redact(f"no remote named {remote!r}"))
+        if explicit:
+            raise UsageError(
+                f"cannot push: the repository has no remote {remote!r} "
+                "(add one with git remote add, or choose one with --remote)"
+            )
+        if not remotes:  # nothing to push to, and pushing was only the default: nothing to say
+            return PushResult(None, None)
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
     try:
@@ -66,7 +77,7 @@ def push_branch(
         rc, err = 1, str(exc)
     if rc == 0:
         return PushResult(remote, None)
-    last = last_line(err) or "push failed"
+    last = git_reason(err) or "push failed"
     message = redact(f"push of {name} to {remote} failed: {last}")
     if explicit:
         raise GitSlurmError(message)

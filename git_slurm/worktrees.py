@@ -10,7 +10,7 @@ from typing import Optional
 
 from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.gitcli import Git, run_git
+from git_slurm.gitcli import Git, read_git_file, run_git
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import admin_dir_of, creation_lock, making_reason
 
@@ -121,7 +121,7 @@ def checkout_failed(path: Path, stderr: str) -> GitSlurmError:
 def _lock_reason(path: Path) -> Optional[str]:
     admin = admin_dir_of(path)
     try:
-        return None if admin is None else (admin / "locked").read_text(encoding="utf-8").strip()
+        return None if admin is None else read_git_file(admin / "locked").strip()
     except OSError:
         return None
 
@@ -155,7 +155,7 @@ def admin_dirs_for(common_dir: Path, path: Path) -> list[Path]:
     found = []
     for admin in (common_dir / "worktrees").glob("*"):
         try:
-            if (admin / "gitdir").read_text(encoding="utf-8").strip() == wanted:
+            if read_git_file(admin / "gitdir").strip() == wanted:
                 found.append(admin)
         except OSError:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -71,9 +72,18 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=None, sort_keys=False))
 
 
+def paths_as_bytes() -> None:
+    """Print a path that is not UTF-8 as its own bytes, as git does, whatever the locale says
+    (Python's stdio is strict outside the C locale, and would fail after the work was done)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
+
+
 def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:
     """Run `app` and turn every failure into one line and an exit status; never a traceback."""
     argv = list(sys.argv if argv is None else argv)
+    paths_as_bytes()
     try:
         _, status = app.run(argv, exit=False)
         return int(status)

@@ -37,7 +37,8 @@ class SnapshotApp(GitSlurmApp):
         list=True,
         argname="PATH",
         help="path, relative to the current directory, to link from the worktree back to "
-        "this checkout; repeatable (git config slurm.link, else outputs, multirun, .submitit)",
+        "this checkout; never part of the snapshot, and never a tracked path; repeatable "
+        "(git config slurm.link, else outputs, multirun, .submitit)",
     )
     worktree_dir = cli.SwitchAttr(
         "--worktree-dir",
@@ -66,7 +67,8 @@ class SnapshotApp(GitSlurmApp):
         "--remote",
         str,
         argname="NAME",
-        help="remote to push to (the current branch's upstream remote, else origin)",
+        help="remote to push to (the one git push would use: branch.<name>.pushRemote, "
+        "remote.pushDefault, the upstream's remote, else origin)",
     )
     message = cli.SwitchAttr(
         ["-m", "--message"], str, argname="MSG", help="text added to the snapshot commit message"
@@ -167,6 +169,20 @@ MANUAL = ManSource(
         "jobs write lands here. A missing link target is created here as a directory. A "
         "worktree that already holds the identical tree and links is reused. git worktree "
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
+        "Link paths hold outputs, never code: they are left out of the snapshot whether git "
+        "ignores them or not (a note says which ones git does not ignore, with the .gitignore "
+        "lines to add), and a link path that is tracked, or holds tracked files, is refused. A "
+        "link path may itself be a symlink (multirun pointing to scratch): the worktree's link "
+        "points at it, and nothing is created outside the repository; a path under a symlink "
+        "that leaves the repository, and overlapping link paths, are refused before anything "
+        "is made. Repositories may share one worktree dir: a worktree whose branch name another "
+        "repository took there in the same second is made as <branch>.2. A worktree dir inside "
+        "the work tree is left out of every snapshot; it may not be the work tree itself or "
+        "hold tracked files.",
+        "git's configuration is read as git reads it: git -c and GIT_CONFIG_COUNT hold for "
+        "every slurm.* key and for the commit's identity, and a push goes where git push "
+        "would. When git refuses the repository (dubious ownership, a bad config line), its "
+        "reason and advice are the error line.",
         "Submodules are recorded at their commits, as git add records them, and are empty "
         "directories in the worktree. With --submodules each is checked out there at exactly "
         "that commit, as a git worktree of its clone in this checkout (nested ones too): no "
@@ -227,8 +243,11 @@ MANUAL = ManSource(
         ("1", "it failed while working: git, the disk, or a push that was asked for."),
         (
             "2",
-            "bad input: an option, a prefix that makes no valid branch name, a link path "
-            "outside the repository, an unwritable worktree dir, a too large untracked file.",
+            "bad input: an option, a prefix that makes no valid branch name (or one git "
+            "cannot store: under an existing branch, too long), a link path outside the "
+            "repository, tracked or overlapping another, a worktree dir that is the work tree "
+            "or holds tracked files, an unwritable worktree dir, a too large untracked file, "
+            "--push with no remote.",
         ),
         ("3", "not inside a work tree, or a bare repository."),
     ],
