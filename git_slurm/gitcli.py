@@ -7,8 +7,10 @@ stripped and the repository is named explicitly; the user's hooks are switched o
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,7 +182,7 @@ class Git:
             return out.strip() == "true"
         if rc == 1:
             return None
-        raise GitSlurmError(f"git config {key}: {err.strip()}", ExitCode.USAGE)
+        raise GitSlurmError(f"git config {key}: {git_reason(err)}", ExitCode.USAGE)
 
 
 def git_version() -> tuple[int, ...]:
@@ -202,3 +204,11 @@ def read_git_file(path: Path) -> str:
 
 def write_git_file(path: Path, text: str) -> None:
     path.write_text(text, **PATH_ENCODING)
+
+
+def paths_as_bytes() -> None:
+    """Print a path that is not UTF-8 as its own bytes, as git does, whatever the locale says
+    (Python's stdio is strict outside the C locale, and would fail after the work was done)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")

@@ -147,6 +147,11 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
     assert f"worktree {repo.path}{os.sep}.git" in made.stdout
     gc = run_bytes_safe(["git", "slurm-gc", "--dry-run"], cwd=repo.path, env=strict)
     assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
+    # the reminder's one line about an error naming such a path never fails the checkout
+    nowhere = {**strict, "GIT_DIR": str(repo.path / "nope")}
+    hook = run_bytes_safe(["git-slurm-post-checkout", "0", "0", "1"], cwd=repo.path, env=nowhere)
+    assert hook.returncode == 0, hook.stderr
+    assert hook.stdout == f"git-slurm: no reminder: not a git repository: '{repo.path / 'nope'}'\n"
 
 
 # ---- 13.2: branch prefixes git cannot store ---------------------------------------------------
@@ -214,6 +219,25 @@ def test_a_checkout_owned_by_another_user_says_git_s_reason_and_advice(repo: Rep
     finally:
         owned_by_another_user(repo.path, 0)
     assert user_state(repo.path) == before
+
+
+def test_a_remote_owned_by_another_user_says_git_s_reason(repo: Repo, tmp_path: Path) -> None:
+    """Before, the error was git's last line: "and the repository exists."."""
+    remote = tmp_path / "shared.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    owned_by_another_user(remote, OTHER_UID)
+    repo.git("remote", "add", "origin", str(remote))
+    before = user_state(repo.path)
+    refused = repo.snapshot("--push")
+    assert_one_error_line(refused)
+    assert refused.stderr.startswith("error: push of slurm-job-") and refused.stderr.endswith(
+        f" to origin failed: detected dubious ownership in repository at '{remote}'; To add an "
+        f"exception for this directory, call: git config --global --add safe.directory {remote}; "
+        "Could not read from remote repository. Please make sure you have the correct access "
+        "rights and the repository exists.\n"
+    ), refused.stderr
+    assert user_state(repo.path) == before
+    assert snapshot_branches(repo) == []
 
 
 @pytest.mark.parametrize(

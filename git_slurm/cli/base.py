@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -15,6 +14,7 @@ from plumbum.cli.switches import SwitchError
 
 from git_slurm import __version__
 from git_slurm.errors import ExitCode, GitSlurmError, UsageError
+from git_slurm.gitcli import paths_as_bytes
 
 
 class _BadSwitch(Exception):
@@ -113,14 +113,6 @@ JSON_SCHEMA = 1
 
 def print_json(data: dict[str, Any]) -> None:
     print(json.dumps({"schema": JSON_SCHEMA, **data}, indent=None, sort_keys=False))
-
-
-def paths_as_bytes() -> None:
-    """Print a path that is not UTF-8 as its own bytes, as git does, whatever the locale says
-    (Python's stdio is strict outside the C locale, and would fail after the work was done)."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="surrogateescape")
 
 
 def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:

@@ -22,6 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.git_slurm_launcher._source_files import restore_source_files
 from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class BaseSubmititLauncher(Launcher):
             sweep_config.hydra.job.num = job_num
 
         task_function = self.task_function
+        restore_source_files(task_function)  # before it can fail: its traceback names them
         if self.snapshot_job is not None:
             task_function = self.snapshot_job.wrap(task_function)
         return run_job(
