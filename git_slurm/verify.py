@@ -26,7 +26,15 @@ from pathlib import Path
 from git_slurm import lfs
 from git_slurm.errors import GitSlurmError
 from git_slurm.gitcli import Git
-from git_slurm.materialize import STAT_CHECK, make_read_only, mark_unshareable, name_status
+from git_slurm.materialize import (
+    CHECKED,
+    STAT_CHECK,
+    Under,
+    make_read_only,
+    mark_unshareable,
+    name_status,
+    tagged_entries,
+)
 from git_slurm.records import SnapshotRecord, admin_dir_of, read_record, restore_lock, write_record
 
 # The user's config must not change what differs: no rename pairing, no path relative to the
@@ -37,6 +45,8 @@ DIFF = (
     "diff", "--no-relative", "--no-renames", "--no-ext-diff", "--no-textconv",
 )  # fmt: skip
 ADDED = "A"  # in the index but not in the commit: a job ran `git add`
+HIDDEN = "H"  # ours: an index entry marked assume-unchanged or skip-worktree, which git's
+# diff never looks at (a job ran `git update-index`), so its file may differ unseen
 SHOWN = 5  # files named in one message
 
 
@@ -49,6 +59,7 @@ class Difference:
 
     def __str__(self) -> str:
         words = {"M": "modified", "D": "deleted", "T": "type changed", "A": "added"}
+        words[HIDDEN] = "hidden from git's diff by an index flag"
         return f"{self.path} ({words.get(self.status, 'unmerged')})"
 
 
@@ -60,9 +71,15 @@ def check_args(treeish: str, links: Iterable[str], *, quiet: bool) -> list[str]:
 
 
 def differences(git: Git, treeish: str, links: Iterable[str]) -> list[Difference]:
-    """Every tracked path of the work tree that is not `treeish`'s."""
+    """Every tracked path of the work tree that is not `treeish`'s, or may not be."""
     out = git.run(*check_args(treeish, links, quiet=False))[1]
-    return [Difference(status[0], rel) for status, rel in name_status(out)]
+    found = [Difference(status[0], rel) for status, rel in name_status(out)]
+    seen, linked = {d.path for d in found}, Under(links)
+    for tag, _, _, rel in tagged_entries(git):
+        if tag != CHECKED and rel not in seen and not linked(rel):
+            found.append(Difference(HIDDEN, rel))
+            seen.add(rel)
+    return found
 
 
 def listed(found: Sequence[Difference]) -> str:
@@ -113,6 +130,12 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     back = [d.path for d in found if d.status != ADDED]
     added = [d.path for d in found if d.status == ADDED]
     from_file = ("--pathspec-from-file=-", "--pathspec-file-nul")
+    hidden = [d.path for d in found if d.status == HIDDEN]
+    if hidden:  # seen by git's diff again, and the file rewritten: it may have been edited
+        for unflag in ("--no-assume-unchanged", "--no-skip-worktree"):  # one flag per run:
+            # update-index applies only the first such option to each path
+            update = ("update-index", unflag, "-z", "--stdin")
+            git.run(*STAT_CHECK, *update, stdin="\0".join(hidden) + "\0")
     if back:
         literal = ("--literal-pathspecs", "checkout", "-q", commit, *from_file)
         git.run(*STAT_CHECK, *literal, stdin="\0".join(back))

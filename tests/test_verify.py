@@ -354,3 +354,75 @@ def test_identical_tree_launches_through_submitit_local(tmp_path: Path) -> None:
     assert one["version"] == two["version"] == "old"
     assert Path(one["cwd"]) != Path(two["cwd"])  # not the worktree the first job edited
     assert os.path.samefile(Path(two["file"]).parent, two["cwd"])
+
+
+# ---- the user's git config and index flags never blind the check ---------------------------
+
+
+def test_a_global_core_ignore_stat_does_not_hide_an_edit(tmp_path: Path) -> None:
+    """`core.ignoreStat=true` (a user's global config) makes every checkout mark its files
+    assume-unchanged, which git's diff then never looks at: neither the snapshot's own
+    checkout, nor a linked one's update, nor a restore may set that bit."""
+    with Path(os.environ["GIT_CONFIG_GLOBAL"]).open("a") as config:
+        config.write("[core]\n\tignoreStat = true\n")
+    repo = make_app(tmp_path / "project")
+    s1, s2 = linked_pair(repo)
+    for snap in (s1, s2):
+        assert "h " not in git(Path(snap["worktree"]), "ls-files", "-v")
+    write_in_place(Path(s1["worktree"], "helper.py"), EDITED)  # reaches S2 by the hard link
+
+    assert imported_version(s2).stdout == "old\n"
+    write_in_place(Path(s2["worktree"], "helper.py"), EDITED)  # the restored file, edited
+    again = imported_version(s2)
+    assert again.stdout == "old\n" and "helper.py (modified)" in again.stderr
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_index_flags_a_job_set_never_reach_a_linked_snapshot(tmp_path: Path, flag: str) -> None:
+    """A job's `git update-index --skip-worktree` in S1 blinds S1's check of that file; S2,
+    linked from S1 with a copy of S1's index, must not inherit the blind spot."""
+    repo = make_app(tmp_path / "project")
+    s1 = snapshot(repo)
+    git(Path(s1["worktree"]), "update-index", flag, "helper.py")
+    repo.write("other.py", "OTHER = 1\n")
+    s2 = snapshot(repo)
+    assert git(Path(s2["worktree"]), "ls-files", "-v", "helper.py") == "H helper.py\n"
+    write_in_place(Path(s1["worktree"], "helper.py"), EDITED)  # through a link, if any
+
+    started = imported_version(s2)
+
+    assert started.stdout == "old\n", started.stderr
+    assert record_of(s1["worktree"])["shareable"] is False
+
+
+def test_a_worktree_whose_edit_a_job_hid_by_index_flags_is_not_reused(tmp_path: Path) -> None:
+    repo = make_app(tmp_path / "project")
+    first = snapshot(repo)
+    git(Path(first["worktree"]), "update-index", "--assume-unchanged", "helper.py")
+    sed = ["sed", "-i", "s/old/edited by a job/", "helper.py"]
+    subprocess.run(sed, cwd=first["workdir"], check=True)
+
+    second = snapshot(repo)  # the identical tree
+
+    assert second["reused"] is False
+    assert Path(second["worktree"], "helper.py").read_text() == "VERSION = 'old'\n"
+    assert record_of(first["worktree"])["shareable"] is False
+
+
+@pytest.mark.parametrize("flags", [["--skip-worktree"], ["--assume-unchanged", "--skip-worktree"]])
+def test_a_hidden_edit_is_restored_with_the_other_changes(tmp_path: Path, flags: list[str]) -> None:
+    """Once a job's start finds any change, the entries a job hid from git's diff are seen
+    again and their files rewritten too."""
+    repo = make_app(tmp_path / "project")
+    snap = snapshot(repo)
+    worktree = Path(snap["worktree"])
+    for flag in flags:
+        git(worktree, "update-index", flag, "helper.py")
+    write_in_place(worktree / "helper.py", EDITED)
+    (worktree / "conf/config.yaml").unlink()
+
+    started = imported_version(snap)
+
+    assert started.stdout == "old\n", started.stderr
+    assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
+    assert git(worktree, "ls-files", "-v", "helper.py") == "H helper.py\n"
