@@ -426,3 +426,23 @@ def test_a_hidden_edit_is_restored_with_the_other_changes(tmp_path: Path, flags:
     assert started.stdout == "old\n", started.stderr
     assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
     assert git(worktree, "ls-files", "-v", "helper.py") == "H helper.py\n"
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_an_edit_a_job_hid_by_an_index_flag_is_restored_at_the_next_start(
+    tmp_path: Path, flag: str
+) -> None:
+    """git's diff never looks at an entry a job flagged, even when nothing else differs: the
+    job-start check asks for the flags too (and still starts no Python when there are none)."""
+    repo = make_app(tmp_path / "project")
+    snap = snapshot(repo)
+    worktree = Path(snap["worktree"])
+    git(worktree, "update-index", flag, "helper.py")
+    write_in_place(worktree / "helper.py", EDITED)
+
+    started = imported_version(snap)
+
+    assert started.stdout == "old\n", started.stderr
+    assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
+    again = imported_version(snap)
+    assert (again.stdout, again.stderr) == ("old\n", "")
