@@ -19,6 +19,7 @@ turns under a lock in its admin dir, and each re-checks under it.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,11 +169,34 @@ def reusable_as_is(admin: Path, record: SnapshotRecord) -> bool:
     lock, under which the record is rewritten)."""
     if not record.shareable:
         return False
+    git = Git(admin, Path(record.worktree))
     try:
-        pristine = not differences(Git(admin, Path(record.worktree)), record.tree, record.links)
+        pristine = not differences(git, record.tree, record.links)
+        pristine = pristine and not left_modules(git, record.links)
     except (GitSlurmError, OSError):
         pristine = False
     if not pristine:
         record.shareable = False
         write_record(admin, record)
     return pristine
+
+
+# Python imports a package directory or an extension module ahead of a `.py` of the same
+# name, and the worktree is first on a job's path (ahead of site-packages too).
+MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
+BYTECODE_CACHE = "__pycache__"  # validated against its source's mtime and size on import
+
+
+def left_modules(git: Git, links: Iterable[str]) -> list[str]:
+    """Untracked files, ignored or not, that Python could import from the worktree: modules a
+    job left there (a generated package, an in-place `build_ext`) that would stand in for
+    the snapshot's code in the jobs of a launch reusing it."""
+    out = git.run("--no-optional-locks", "ls-files", "--others", "-z")[1]
+    linked = Under(links)
+    return [
+        rel
+        for rel in out.split("\0")
+        if rel.endswith(MODULE_SUFFIXES)
+        and BYTECODE_CACHE not in rel.split("/")
+        and not linked(rel)
+    ]

@@ -446,3 +446,39 @@ def test_an_edit_a_job_hid_by_an_index_flag_is_restored_at_the_next_start(
     assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
     again = imported_version(snap)
     assert (again.stdout, again.stderr) == ("old\n", "")
+
+
+@pytest.mark.parametrize(
+    "stray", ["helper/__init__.py", "helper.cpython-311-x86_64-linux-gnu.so", "sub/__init__.py"]
+)
+def test_a_worktree_where_a_job_left_a_module_is_not_reused(tmp_path: Path, stray: str) -> None:
+    """A package directory or an extension module takes precedence over `helper.py` on import:
+    a module a job left in its worktree (untracked, ignored or not) would stand in for the
+    snapshot's code in every job of a launch that reused the worktree."""
+    repo = make_app(tmp_path / "project")
+    repo.write(".gitignore", "*.so\n")
+    repo.commit("ignore builds")
+    first = snapshot(repo)
+    left = Path(first["workdir"], stray)
+    left.parent.mkdir(exist_ok=True)
+    left.write_text("VERSION = 'left by a job'\n")
+
+    second = snapshot(repo)  # the identical tree
+
+    assert second["reused"] is False
+    assert not Path(second["worktree"], stray).exists()
+    assert record_of(first["worktree"])["shareable"] is False
+
+
+def test_bytecode_caches_and_outputs_do_not_stop_reuse(tmp_path: Path) -> None:
+    repo = make_app(tmp_path / "project")
+    first = snapshot(repo)
+    assert imported_version(first).stdout == "old\n"
+    workdir = Path(first["workdir"])
+    (workdir / "__pycache__").mkdir(exist_ok=True)
+    (workdir / "__pycache__/helper.cpython-311.pyc").write_bytes(b"")
+    (workdir / "results.csv").write_text("1\n")
+
+    second = snapshot(repo)
+
+    assert second["reused"] is True
