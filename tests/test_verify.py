@@ -49,6 +49,10 @@ def main(cfg: DictConfig) -> None:
     elif cfg.edit == "sed":  # a new file renamed over the old one
         edit = "s/^VERSION = .*/VERSION = 'edited by a job'/"
         subprocess.run(["sed", "-i", edit, "helper.py"], check=True)
+    elif cfg.edit == "hidden":  # in place, hidden from git's diff by an index flag
+        subprocess.run(["git", "update-index", "--assume-unchanged", "helper.py"], check=True)
+        with open("helper.py", "w") as handle:
+            handle.write("VERSION = 'edited by a job'\\n")
 
 
 if __name__ == "__main__":
