@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.machinery
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from git_slurm import lfs
+from git_slurm import lfs, submodules
 from git_slurm.errors import GitSlurmError
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, read_git_file
 from git_slurm.materialize import (
     CHECKED,
     STAT_CHECK,
@@ -34,8 +36,10 @@ from git_slurm.materialize import (
     make_read_only,
     mark_unshareable,
     name_status,
+    read_only_tree,
     tagged_entries,
 )
+from git_slurm.names import Oid
 from git_slurm.records import SnapshotRecord, admin_dir_of, read_record, restore_lock, write_record
 
 # The user's config must not change what differs: no rename pairing, no path relative to the
@@ -128,6 +132,9 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     """Write the commit's version of every differing path as a new file (git unlinks the old
     one first, so no hard link is written through), read-only like every snapshot file."""
     assert git.work_tree is not None
+    modules = dict(submodules.gitlinks(git, Oid(commit)))
+    inside = [d.path for d in found if d.path in modules and d.status == "M"]
+    found = [d for d in found if d.path not in inside]
     back = [d.path for d in found if d.status != ADDED]
     added = [d.path for d in found if d.status == ADDED]
     from_file = ("--pathspec-from-file=-", "--pathspec-file-nul")
@@ -147,6 +154,33 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     if back and lfs.uses_lfs(git):
         lfs.fill_in(git)  # a restored LFS file is its pointer until then
     make_read_only(git.work_tree, back)
+    for rel in inside:
+        put_back_submodule(git.work_tree, rel, modules[rel])
+
+
+def put_back_submodule(worktree: Path, rel: str, recorded: str) -> None:
+    """Check the submodule worktree at `rel` out at its recorded commit again: its files (new
+    ones, as git writes them) and its HEAD, detached, so that no branch of the user's clone
+    moves. Only a submodule worktree that git-slurm made is touched: a real directory inside
+    the snapshot (no symlink on the way) whose admin dir names it as its worktree."""
+    sub = Path(worktree, rel)
+    where = worktree
+    for part in PurePosixPath(rel).parts:
+        where = where / part
+        if not stat.S_ISDIR(os.lstat(where).st_mode):
+            raise GitSlurmError(f"submodule {rel} is no longer a directory of the snapshot")
+    admin = admin_dir_of(sub)
+    try:
+        named = read_git_file(admin / "gitdir").strip() if admin is not None else ""
+    except OSError:
+        named = ""
+    if admin is None or Path(named) != sub / ".git":
+        raise GitSlurmError(f"submodule {rel} is no longer the snapshot's own worktree of it")
+    inner = Git(admin, sub)
+    changed = inner.run(*DIFF, "--name-only", "-z", recorded, check=False)[1].split("\0")
+    inner.run(*STAT_CHECK, "checkout", "-q", "-f", "--no-recurse-submodules", "--detach", recorded)
+    forget_bytecode(sub, changed)
+    read_only_tree(sub)
 
 
 def forget_bytecode(root: Path, rels: Iterable[str]) -> None:

@@ -472,17 +472,62 @@ def test_a_worktree_where_a_job_left_a_module_is_not_reused(tmp_path: Path, stra
     assert second["reused"] is False
     assert not Path(second["worktree"], stray).exists()
     assert record_of(first["worktree"])["shareable"] is False
+    cache = Path(second["workdir"], "__pycache__")  # bytecode caches and outputs...
+    cache.mkdir(exist_ok=True)
+    (cache / "helper.cpython-311.pyc").write_bytes(b"")
+    Path(second["workdir"], "results.csv").write_text("1\n")
+    assert snapshot(repo)["reused"] is True  # ...do not stop reuse
 
 
-def test_bytecode_caches_and_outputs_do_not_stop_reuse(tmp_path: Path) -> None:
-    repo = make_app(tmp_path / "project")
-    first = snapshot(repo)
-    assert imported_version(first).stdout == "old\n"
-    workdir = Path(first["workdir"])
-    (workdir / "__pycache__").mkdir(exist_ok=True)
-    (workdir / "__pycache__/helper.cpython-311.pyc").write_bytes(b"")
-    (workdir / "results.csv").write_text("1\n")
+# ---- submodules: git's diff sees them, so a job's change must be restored, not refused -----
 
-    second = snapshot(repo)
 
-    assert second["reused"] is True
+def submodule_app(root: Path) -> tuple[Repo, str]:
+    """The app with a submodule `lib` (libmod.LIB = 'old'; its clone has a later commit too)."""
+    lib = Repo.create(root / "lib-origin")
+    lib.write("libmod.py", "LIB = 'old'\n")
+    recorded = lib.commit("lib")
+    repo = make_app(root / "project")
+    repo.git("submodule", "add", "-q", str(lib.path), "lib")
+    repo.commit("with lib")
+    Repo(repo.path / "lib").write("libmod.py", "LIB = 'later'\n")
+    Repo(repo.path / "lib").commit("later")
+    repo.git("-C", "lib", "checkout", "-q", recorded)
+    return repo, recorded
+
+
+def _submodule_file_edited(sub: Path) -> None:
+    write_in_place(sub / "libmod.py", "LIB = 'edited by a job'\n")
+
+
+def _submodule_moved(sub: Path) -> None:
+    git(sub, "checkout", "-q", "-f", "--detach", "main")  # the clone's later commit
+
+
+def _submodule_on_a_branch_with_a_commit(sub: Path) -> None:
+    git(sub, "checkout", "-q", "-b", "a-job-s-branch")
+    write_in_place(sub / "libmod.py", "LIB = 'committed by a job'\n")
+    git(sub, "commit", "-q", "-am", "a job's")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_submodule_file_edited, _submodule_moved, _submodule_on_a_branch_with_a_commit],
+    ids=["file-edited", "head-moved", "on-a-branch"],
+)
+def test_a_job_s_change_inside_a_submodule_is_restored(tmp_path: Path, tamper: Any) -> None:
+    repo, recorded = submodule_app(tmp_path)
+    snap = {**repo.snapshot_json("--no-push", "--submodules"), "origin": str(repo.path)}
+    sub = Path(snap["worktree"], "lib")
+    tamper(sub)
+    job = f"{sys.executable} -c 'import libmod; print(libmod.LIB)'"
+    script = "\n".join([*setup_lines(snap), f"cd lib && {job}"])
+
+    started = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+    assert (started.returncode, started.stdout) == (0, "old\n"), started.stderr
+    assert "lib (modified)" in started.stderr
+    assert git(sub, "rev-parse", "HEAD").strip() == recorded
+    assert (sub / "libmod.py").stat().st_mode & 0o222 == 0
+    assert repo.git("-C", "lib", "rev-parse", "HEAD").strip() == recorded  # the user's clone
+    assert Path(repo.path, "lib/libmod.py").read_text() == "LIB = 'old'\n"
