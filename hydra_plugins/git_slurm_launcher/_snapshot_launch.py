@@ -1,10 +1,12 @@
 """A launch with `hydra.launcher.snapshot.enabled=true`: one snapshot, and jobs that run it.
 
-Submit side (`prepare`): take the snapshot, compose every job's config now, so that editing a
-YAML file after the launch changes no queued job (hydra #1945), and work out the shell lines
-that start each job inside the worktree. Job side (`SnapshotJob`): keep what the job ran in its
-output dir. Outputs are never written through the worktree: the sweep dir is made absolute in
-the original checkout, so recorded paths stay valid after `git slurm-gc` removes the worktree.
+Submit side (`prepare`, once per multirun: the first batch's snapshot serves every batch a
+sweeper launches): take the snapshot, point the config loader at the worktree's config dirs, so
+that editing a YAML file after the launch changes no queued job (hydra #1945) while each job
+still composes its own config as upstream's do, and work out the shell lines that start each
+job inside the worktree. Job side (`SnapshotJob`): keep what the job ran in its output dir.
+Outputs are never written through the worktree: the sweep dir is made absolute in the original
+checkout, so recorded paths stay valid after `git slurm-gc` removes the worktree.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from git_slurm.errors import GitSlurmError
+from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
@@ -41,6 +44,14 @@ class SnapshotJob:
     """What every job of a snapshot launch carries with the pickled launcher."""
 
     record: Dict[str, Any]  # the snapshot: branch, commit, base, dirty, worktree, ...
+    sweep_dir: str  # absolute, in the original checkout
+
+    def place_outputs(self, cfg: DictConfig) -> None:
+        """The job's sweep dir in the original checkout, never relative to the worktree, and
+        the original cwd (`get_original_cwd()`) the launch dir, as for upstream's jobs."""
+        with open_dict(cfg.hydra):
+            cfg.hydra.sweep.dir = self.sweep_dir
+            cfg.hydra.runtime.cwd = str(self.record["launch_dir"])
 
     def wrap(self, task_function: TaskFunction) -> TaskFunction:
         """The task, preceded by keeping the snapshot record in the job's output dir."""
@@ -75,7 +86,6 @@ class PreparedLaunch:
 
     snapshot: LaunchSnapshot
     sweep_dir: Path  # absolute, in the original checkout
-    configs: List[DictConfig]  # each job's config, composed at launch time
     setup: List[str]  # shell lines that put a job into the worktree
     job: SnapshotJob
 
@@ -133,14 +143,16 @@ def take_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapsho
     return snapshot
 
 
-def compose(
-    context: HydraContext, config: DictConfig, overrides: Sequence[str], sweep_dir: Path
-) -> DictConfig:
-    """The job's config as the job itself would compose it, with the sweep dir made absolute."""
-    cfg = context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(cfg.hydra):
-        cfg.hydra.sweep.dir = str(sweep_dir)
-    return cfg
+def freeze_configs(context: HydraContext, snapshot: LaunchSnapshot) -> None:
+    """Every later composition with this context's loader (the jobs', the sweeper's for later
+    batches) reads the snapshot's YAML."""
+    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
+    for path in freeze_config_sources(context.config_loader, paths):
+        log.warning(
+            "git-slurm: config dir %s is not in the snapshot (ignored by git?); the jobs "
+            "read its YAML from the live checkout",
+            path,
+        )
 
 
 def job_setup(snapshot: LaunchSnapshot) -> List[str]:
@@ -158,22 +170,31 @@ def job_setup(snapshot: LaunchSnapshot) -> List[str]:
     return shell_setup(snapshot.workdir, pythonpath, env)
 
 
+def reuse(prepared: PreparedLaunch, batch_size: int) -> None:
+    """A later batch of the multirun runs the first batch's snapshot, code and config."""
+    log.info(
+        "git-slurm: %d more job(s) run snapshot %s (%s), as every batch of this multirun",
+        batch_size,
+        prepared.snapshot.branch,
+        prepared.snapshot.commit[:12],
+    )
+
+
 def prepare(
     context: HydraContext,
     config: DictConfig,
     snapshot_params: Dict[str, Any],
-    job_overrides: Sequence[Sequence[str]],
+    first_batch: Sequence[Sequence[str]],
 ) -> PreparedLaunch:
-    """Snapshot the code, then compose the jobs' configs and plan their environment."""
+    """Snapshot the code and config, and plan the jobs' environment, for the whole multirun."""
     launch_dir = Path(os.getcwd())
     sweep_dir = absolute_sweep_dir(config, launch_dir)
-    message = f"Hydra launch of {len(job_overrides)} job(s), outputs in {sweep_dir}"
+    message = f"Hydra multirun (first batch: {len(first_batch)} job(s)), outputs in {sweep_dir}"
     snapshot = take_snapshot(settings_from(snapshot_params, message), launch_dir)
-    configs = [compose(context, config, overrides, sweep_dir) for overrides in job_overrides]
+    freeze_configs(context, snapshot)
     return PreparedLaunch(
         snapshot=snapshot,
         sweep_dir=sweep_dir,
-        configs=configs,
         setup=job_setup(snapshot),
-        job=SnapshotJob(record=snapshot.record()),
+        job=SnapshotJob(record=snapshot.record(), sweep_dir=str(sweep_dir)),
     )
