@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
@@ -25,10 +25,11 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from git_slurm.errors import GitSlurmError
-from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
+from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
+from hydra_plugins.git_slurm_launcher._main_script import ScriptTask, resolve_task, script_task
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ class SnapshotJob:
     def wrap(self, task_function: TaskFunction) -> TaskFunction:
         """The task, preceded by keeping the snapshot record in the job's output dir."""
 
-        @functools.wraps(task_function)
+        function = resolve_task(task_function)  # the script's own, imported from the worktree
+
+        @functools.wraps(function)
         def task(cfg: DictConfig) -> Any:
             self.write_record()
-            return task_function(cfg)
+            return function(cfg)
 
         return task
 
@@ -88,6 +91,7 @@ class PreparedLaunch:
     sweep_dir: Path  # absolute, in the original checkout
     setup: List[str]  # shell lines that put a job into the worktree
     job: SnapshotJob
+    task: Optional[ScriptTask]  # pickled instead of a task function of `__main__`
 
     def submission_failed(self) -> None:
         """Say what becomes of the worktree: no job of this launch is recorded with it."""
@@ -143,10 +147,9 @@ def take_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapsho
     return snapshot
 
 
-def freeze_configs(context: HydraContext, snapshot: LaunchSnapshot) -> None:
+def freeze_configs(context: HydraContext, paths: PathMap) -> None:
     """Every later composition with this context's loader (the jobs', the sweeper's for later
     batches) reads the snapshot's YAML."""
-    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
     for path in freeze_config_sources(context.config_loader, paths):
         log.warning(
             "git-slurm: config dir %s is not in the snapshot (ignored by git?); the jobs "
@@ -155,9 +158,8 @@ def freeze_configs(context: HydraContext, snapshot: LaunchSnapshot) -> None:
         )
 
 
-def job_setup(snapshot: LaunchSnapshot) -> List[str]:
+def job_setup(snapshot: LaunchSnapshot, paths: PathMap) -> List[str]:
     """Shell lines that start a job in the worktree with the worktree's modules first."""
-    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
     roots = current_import_roots(paths, str(snapshot.launch_dir))
     pythonpath, missing = job_pythonpath(paths, roots)
     for path in missing:
@@ -180,8 +182,21 @@ def reuse(prepared: PreparedLaunch, batch_size: int) -> None:
     )
 
 
+def frozen_task(task_function: TaskFunction, paths: PathMap) -> Optional[ScriptTask]:
+    """What the jobs get instead of a task function of the launched script, if anything."""
+    task, why_not = script_task(task_function, paths)
+    if why_not:
+        log.warning(
+            "git-slurm: the jobs run the task function as pickled at launch, not imported "
+            "from the snapshot: %s; its `__file__` and the globals it uses are the launch's",
+            why_not,
+        )
+    return task
+
+
 def prepare(
     context: HydraContext,
+    task_function: TaskFunction,
     config: DictConfig,
     snapshot_params: Dict[str, Any],
     first_batch: Sequence[Sequence[str]],
@@ -191,10 +206,12 @@ def prepare(
     sweep_dir = absolute_sweep_dir(config, launch_dir)
     message = f"Hydra multirun (first batch: {len(first_batch)} job(s)), outputs in {sweep_dir}"
     snapshot = take_snapshot(settings_from(snapshot_params, message), launch_dir)
-    freeze_configs(context, snapshot)
+    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
+    freeze_configs(context, paths)
     return PreparedLaunch(
         snapshot=snapshot,
         sweep_dir=sweep_dir,
-        setup=job_setup(snapshot),
+        setup=job_setup(snapshot, paths),
         job=SnapshotJob(record=snapshot.record(), sweep_dir=str(sweep_dir)),
+        task=frozen_task(task_function, paths),
     )

@@ -180,7 +180,7 @@ class BaseSubmititLauncher(Launcher):
         # arguments sit in memory (the garbage collector walks them all)
         configs = self._configs(job_overrides, prepared) if not wait else []
         job_params = self._job_params(job_overrides, initial_job_idx)
-        runner = self._snapshot_runner(prepared.job) if prepared else self
+        runner = self._snapshot_runner(prepared) if prepared else self
         return executor.map_array(runner, *zip(*job_params)), configs
 
     def _make_sweep_dir(self, absolute: Optional[Path]) -> None:
@@ -226,14 +226,19 @@ class BaseSubmititLauncher(Launcher):
             reuse(self.prepared, len(job_overrides))
             return self.prepared
         assert self.config is not None and self.hydra_context is not None
-        self.prepared = prepare(self.hydra_context, self.config, snapshot_params, job_overrides)
+        assert self.task_function is not None
+        self.prepared = prepare(
+            self.hydra_context, self.task_function, self.config, snapshot_params, job_overrides
+        )
         return self.prepared
 
-    def _snapshot_runner(self, job: SnapshotJob) -> BaseSubmititLauncher:
-        """A copy of this launcher for the jobs to unpickle: it carries the snapshot record,
-        and leaves this launcher as it was for the sweeper's next batch."""
+    def _snapshot_runner(self, prepared: PreparedLaunch) -> BaseSubmititLauncher:
+        """A copy of this launcher for the jobs to unpickle: it carries the snapshot record
+        (and, for a task of the launched script, where to find it in the snapshot), and
+        leaves this launcher as it was for the sweeper's next batch."""
         runner = copy.copy(self)
-        runner.snapshot_job = job
+        runner.snapshot_job = prepared.job
+        runner.task_function = prepared.task or self.task_function
         runner.prepared = None  # the submit side's business, not the jobs'
         return runner
 
