@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
@@ -29,15 +28,16 @@ from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
 from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
+from hydra_plugins.git_slurm_launcher._launch_checks import (
+    SnapshotLaunchError,
+    install_warning,
+    installing_setup_lines,
+)
 from hydra_plugins.git_slurm_launcher._main_script import ScriptTask, resolve_task, script_task
 
 log = logging.getLogger(__name__)
 
 RECORD_NAME = "snapshot.json"
-
-
-class SnapshotLaunchError(CompactHydraException):
-    """The snapshot could not be taken: nothing was submitted (Hydra prints just this line)."""
 
 
 @dataclass(frozen=True)
@@ -194,19 +194,49 @@ def frozen_task(task_function: TaskFunction, paths: PathMap) -> Optional[ScriptT
     return task
 
 
+def snapshot_has_dir(workdir: Path, links: Sequence[str]) -> bool:
+    """Whether the snapshot holds `workdir` with code in it, not only made to hold the links
+    (the link paths, relative to the launch dir, are made even where git ignores the dir)."""
+    made_for_links = {Path(link).parts[0] for link in links if Path(link).parts}
+    try:
+        return any(entry.name not in made_for_links for entry in workdir.iterdir())
+    except OSError:
+        return False
+
+
+def refuse_what_cannot_run(snapshot: LaunchSnapshot, settings: SnapshotSettings) -> None:
+    """Refuse, before anything is submitted, a launch whose jobs would fail in the queue."""
+    if not snapshot_has_dir(snapshot.workdir, settings.symlink_paths):
+        raise SnapshotLaunchError(
+            f"git-slurm: no job submitted: the launch directory {snapshot.launch_dir} is not "
+            "in the snapshot (ignored by git?), so no job could start in it; launch from a "
+            f"directory git tracks (`git slurm-gc` reclaims {snapshot.worktree} once it is "
+            f"{IN_USE_GRACE / 60:g} minutes old)"
+        )
+
+
+def warn_about_setup(setup: Any, paths: PathMap) -> None:
+    lines = [str(x) for x in setup] if isinstance(setup, (list, tuple)) else []
+    for line in installing_setup_lines(lines, paths.in_checkout):
+        log.warning("git-slurm: %s", install_warning(line))
+
+
 def prepare(
     context: HydraContext,
     task_function: TaskFunction,
     config: DictConfig,
-    snapshot_params: Dict[str, Any],
+    params: Dict[str, Any],
     first_batch: Sequence[Sequence[str]],
 ) -> PreparedLaunch:
     """Snapshot the code and config, and plan the jobs' environment, for the whole multirun."""
     launch_dir = Path(os.getcwd())
     sweep_dir = absolute_sweep_dir(config, launch_dir)
     message = f"Hydra multirun (first batch: {len(first_batch)} job(s)), outputs in {sweep_dir}"
-    snapshot = take_snapshot(settings_from(snapshot_params, message), launch_dir)
+    settings = settings_from(params.get("snapshot") or {}, message)
+    snapshot = take_snapshot(settings, launch_dir)
+    refuse_what_cannot_run(snapshot, settings)
     paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
+    warn_about_setup(params.get("setup"), paths)
     freeze_configs(context, paths)
     return PreparedLaunch(
         snapshot=snapshot,

@@ -216,8 +216,15 @@ class BaseSubmititLauncher(Launcher):
         return job_params
 
     def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
-        snapshot_params = self.params.get("snapshot") or {}
-        if not snapshot_params.get("enabled", False):
+        from hydra_plugins.git_slurm_launcher._launch_checks import (
+            SnapshotLaunchError,
+            unknown_snapshot_key,
+        )
+
+        refusal = unknown_snapshot_key(self.params)
+        if refusal:
+            raise SnapshotLaunchError(refusal)
+        if not (self.params.get("snapshot") or {}).get("enabled", False):
             return None
         # lazy import: git-slurm's snapshot code is only needed when the feature is on
         from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare, reuse
@@ -228,7 +235,7 @@ class BaseSubmititLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None
         assert self.task_function is not None
         self.prepared = prepare(
-            self.hydra_context, self.task_function, self.config, snapshot_params, job_overrides
+            self.hydra_context, self.task_function, self.config, self.params, job_overrides
         )
         return self.prepared
 
