@@ -181,7 +181,14 @@ class BaseSubmititLauncher(Launcher):
         configs = self._configs(job_overrides, prepared) if not wait else []
         job_params = self._job_params(job_overrides, initial_job_idx)
         runner = self._snapshot_runner(prepared) if prepared else self
-        return executor.map_array(runner, *zip(*job_params)), configs
+        from hydra_plugins.git_slurm_launcher._shared_payload import write_payload
+
+        shared = write_payload(self._payload_folder(), runner)
+        return executor.map_array(shared, *zip(*job_params)), configs
+
+    def _payload_folder(self) -> Path:
+        """Where the launch's shared payload goes: beside the jobs' own submitit folders."""
+        return _first_fixed_folder(Path(str(self.params["submitit_folder"])).absolute())
 
     def _make_sweep_dir(self, absolute: Optional[Path]) -> None:
         """As upstream; a snapshot launch passes the sweep dir made absolute in the checkout."""
@@ -198,21 +205,14 @@ class BaseSubmititLauncher(Launcher):
         job_overrides: Sequence[Sequence[str]],
         initial_job_idx: int,
     ) -> List[Any]:
-        """`__call__`'s arguments for each job."""
+        """Each job's own arguments of `__call__` (the shared payload adds the singleton
+        state, the same for every job)."""
         job_params: List[Any] = []
         for idx, overrides in enumerate(job_overrides):
             idx = initial_job_idx + idx
             lst = " ".join(filter_overrides(overrides))
             log.info(f"\t#{idx} : {lst}")
-            job_params.append(
-                (
-                    list(overrides),
-                    "hydra.sweep.dir",
-                    idx,
-                    f"job_id_for_{idx}",
-                    Singleton.get_state(),
-                )
-            )
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}"))
         return job_params
 
     def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
