@@ -8,8 +8,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-import yaml
 from launcher_apps.support import make_app_repo, run_app
+from omegaconf import OmegaConf
 from test_launcher_e2e import SNAPSHOT
 
 from hydra_plugins.git_slurm_launcher._shared_payload import SharedPayloadJob
@@ -37,8 +37,8 @@ def test_shared_state_is_pickled_once_and_each_job_keeps_its_own(
     assert all(len(call.args) == 4 for call in calls)  # no singleton state per job
     for num in range(3):
         job = sweep / str(num) / ".hydra"
-        hydra = yaml.safe_load((job / "hydra.yaml").read_text())["hydra"]
-        assert yaml.safe_load((job / "config.yaml").read_text())["seed"] == 10 + num
+        hydra = OmegaConf.load(job / "hydra.yaml").hydra
+        assert OmegaConf.load(job / "config.yaml").seed == 10 + num
         assert hydra["job"]["num"] == num
         assert hydra["overrides"]["task"] == [f"seed={10 + num}"]
         log_dir = sweep / ".submitit" / str(hydra["job"]["id"])

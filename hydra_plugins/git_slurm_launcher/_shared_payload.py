@@ -10,6 +10,7 @@ folders, and each job's pickle holds only that file's path, its overrides, num a
 from __future__ import annotations
 
 import os
+import pickle
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,21 +46,19 @@ class SharedPayloadJob:
 
     def load(self) -> Tuple[Any, Dict[type, Singleton]]:
         if self.payload not in _LOADED:
-            import cloudpickle  # submitit's own pickler: task functions may travel by value
-
-            with open(self.payload, "rb") as stream:
-                _LOADED[self.payload] = cloudpickle.load(stream)
+            with open(self.payload, "rb") as stream:  # cloudpickle's output is a plain pickle
+                _LOADED[self.payload] = pickle.load(stream)  # noqa: S301  # our own file
         return _LOADED[self.payload]
 
 
 def write_payload(folder: Path, runner: Any) -> SharedPayloadJob:
     """Pickle `runner` and Hydra's singleton state once, atomically, into `folder`."""
-    import cloudpickle
+    # submitit's own pickler (cloudpickle): a task function may have to travel by value
+    from submitit.core.utils import cloudpickle_dump
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"launch-{uuid.uuid4().hex}.pkl"
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as stream:
-        cloudpickle.dump((runner, Singleton.get_state()), stream)
+    cloudpickle_dump((runner, Singleton.get_state()), partial)
     os.replace(partial, path)
     return SharedPayloadJob(payload=str(path))
