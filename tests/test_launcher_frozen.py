@@ -1,8 +1,8 @@
 """What a snapshot launch freezes besides the modules it imports: the YAML every job composes
-(primary config, a config group, a `hydra.searchpath` entry and a `--config-dir` in the
-repository, `pkg://` configs) and the files a task finds from its own code's location
-(`Path(__file__).parent / "prompts.txt"`, also through a module-level global), for a script
-run as `python app.py` and as `python -m cfgpkg.run`.
+(primary config, a config group, `hydra.searchpath` entries, absolute and relative, and a
+`--config-dir` in the repository, `pkg://` configs) and the files a task finds from its own
+code's location (`Path(__file__).parent / "prompts.txt"`, also through a module-level global),
+for a script run as `python app.py` and as `python -m cfgpkg.run`.
 
 Each job is held before its Python starts while the test edits every such file in the checkout;
 the same launch with the snapshot off is the control that sees every edit.
@@ -57,8 +57,8 @@ def launch_held(tmp_path: Path, app: Path, entry: str, *flags: str) -> list[dict
     sources = ["+extra=s", "+cd=c", "+p=q"]
     if entry == "script":
         sources.append(f"hydra.searchpath=[file://{app}/shared,pkg://cfgpkg.conf]")
-    else:  # the primary config is pkg://cfgpkg/conf already
-        sources = ["+cd=c"]
+    else:  # the primary config is pkg://cfgpkg/conf, with a relative `hydra.searchpath`
+        sources = ["+cd=c", "+extra=s"]
     argv = [sys.executable, *ENTRY[entry], "-m", "--config-dir", "extra_conf", "+n=0,1", *sources]
     argv += ["hydra/launcher=submitit_local", *flags, hold]
     log = tmp_path / "launch.log"
@@ -101,7 +101,7 @@ def test_edits_after_the_launch_reach_no_job(tmp_path: Path, entry: str) -> None
     worktree, workdir = snap["worktree"], snap["workdir"]
     checkout = str(repo.path.resolve())
     for result in got:
-        expected = 7 if entry == "script" else 4
+        expected = 7 if entry == "script" else 5
         assert values(result) == ["old"] * expected, result
         assert result["cwd"] == workdir
         assert result["script"].startswith(workdir + os.sep)
@@ -109,7 +109,8 @@ def test_edits_after_the_launch_reach_no_job(tmp_path: Path, entry: str) -> None
         ours = [f for f in result["modules"] if f.startswith(checkout + os.sep)]
         assert ours and all(f.startswith(worktree + os.sep) for f in ours), ours
         # every config dir the job composed from is the snapshot's
-        sources = result["file_sources"]
+        # (a relative one is relative to the job's working directory)
+        sources = [os.path.join(result["cwd"], s) for s in result["file_sources"]]
         assert sources and all(s.startswith(worktree + os.sep) for s in sources), sources
 
 
@@ -118,7 +119,7 @@ def test_control_without_snapshot_every_edit_reaches_the_jobs(tmp_path: Path, en
     _, app = make_config_repo(tmp_path / "project")
     got = launch_held(tmp_path, app, entry)
     for result in got:
-        expected = 7 if entry == "script" else 4
+        expected = 7 if entry == "script" else 5
         assert values(result) == ["new"] * expected, result
 
 
