@@ -158,8 +158,9 @@ def freeze_configs(context: HydraContext, paths: PathMap) -> None:
         )
 
 
-def job_setup(snapshot: LaunchSnapshot, paths: PathMap) -> List[str]:
+def job_setup(snapshot: LaunchSnapshot) -> List[str]:
     """Shell lines that start a job in the worktree with the worktree's modules first."""
+    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
     roots = current_import_roots(paths, str(snapshot.launch_dir))
     pythonpath, missing = job_pythonpath(paths, roots)
     for path in missing:
@@ -241,7 +242,7 @@ def prepare(
     return PreparedLaunch(
         snapshot=snapshot,
         sweep_dir=sweep_dir,
-        setup=job_setup(snapshot, paths),
+        setup=job_setup(snapshot),
         job=SnapshotJob(record=snapshot.record(), sweep_dir=str(sweep_dir)),
         task=frozen_task(task_function, paths),
     )
