@@ -197,12 +197,14 @@ def frozen_task(task_function: TaskFunction, paths: PathMap) -> Optional[ScriptT
 
 def snapshot_has_dir(workdir: Path, links: Sequence[str]) -> bool:
     """Whether the snapshot holds `workdir` with code in it, not only made to hold the links
-    (the link paths, relative to the launch dir, are made even where git ignores the dir)."""
+    (the link paths, relative to the launch dir, are made even where git ignores the dir;
+    those of `git config slurm.link` are links too)."""
     made_for_links = {Path(link).parts[0] for link in links if Path(link).parts}
     try:
-        return any(entry.name not in made_for_links for entry in workdir.iterdir())
+        entries = list(workdir.iterdir())
     except OSError:
         return False
+    return any(not e.is_symlink() and e.name not in made_for_links for e in entries)
 
 
 def refuse_what_cannot_run(snapshot: LaunchSnapshot, settings: SnapshotSettings) -> None:
