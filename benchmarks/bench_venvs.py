@@ -32,12 +32,12 @@ def git_slurm_requirements() -> list[str]:
     return [*HYDRA, f"pygit2=={version('pygit2')}", f"plumbum=={version('plumbum')}"]
 
 
-def venv(name: str, requirements: list[str], say: Callable[[str], None]) -> Path:
-    """The python of venv `name` with `requirements` and the hook, built when missing or stale."""
+def venv(name: str, requirements: list[str], say: Callable[[str], None], hook: bool = True) -> Path:
+    """The python of venv `name` with `requirements` (and the hook), built when missing or stale."""
     home = VENVS / name
     python = home / "bin" / "python"
     key = hashlib.sha256(
-        "\n".join([sys.version, *requirements, HOOK.read_text()]).encode()
+        "\n".join([sys.version, *requirements, HOOK.read_text() if hook else ""]).encode()
     ).hexdigest()
     stamp = home / ".bench-stamp"
     if stamp.exists() and stamp.read_text() == key and python.exists():
@@ -58,8 +58,9 @@ def venv(name: str, requirements: list[str], say: Callable[[str], None]) -> Path
             capture_output=True, text=True, check=True,
         ).stdout.strip()
     )  # fmt: skip
-    shutil.copy(HOOK, site / "gs_bench_launch_marks.py")
-    (site / "gs_bench_launch_marks.pth").write_text("import gs_bench_launch_marks\n")
+    if hook:
+        shutil.copy(HOOK, site / "gs_bench_launch_marks.py")
+        (site / "gs_bench_launch_marks.pth").write_text("import gs_bench_launch_marks\n")
     stamp.write_text(key)
     return python
 
