@@ -4,8 +4,9 @@ Both get hydra-core 1.3.2 and submitit 1.5.4 (pinned exactly, so pip never takes
 pre-release), so that a difference between them is the launcher's and not Hydra's. The upstream
 venv adds hydra-submitit-launcher 1.2.0; the git-slurm venv adds git-slurm's dependencies at the
 versions this interpreter has, and no git-slurm: each launch puts a copy of the code under test
-first on PYTHONPATH (see `code_copy`), so one venv serves every branch compared, and the trees
-compared are only read. Each venv has launch_marks.py and a `.pth` line that imports it.
+first on PYTHONPATH (see `code_copy`: the HEAD commit of a checkout), so one venv serves every
+branch compared, and the checkouts compared are only read. Each venv has launch_marks.py and
+a `.pth` line that imports it.
 
 Venvs are kept under .bench-venvs/ in this checkout (git-ignored) and rebuilt when their pins
 or the hook change.
@@ -66,24 +67,25 @@ def venv(name: str, requirements: list[str], say: Callable[[str], None], hook: b
 
 
 def code_copy(source: Path, label: str) -> Path:
-    """git_slurm/ and hydra_plugins/ of `source` copied (without caches) for PYTHONPATH."""
+    """git_slurm/ and hydra_plugins/ of `source`'s HEAD commit, for PYTHONPATH (`git archive`:
+    the checkout is only read, and what is measured is a commit, whatever is being edited)."""
     target = VENVS / "code" / label
     shutil.rmtree(target, ignore_errors=True)
-    for package in ("git_slurm", "hydra_plugins"):
-        shutil.copytree(
-            source / package, target / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(source), "archive", "--format=tar", "HEAD", "git_slurm", "hydra_plugins"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target
 
 
 def code_label(source: Path) -> str:
-    """`<dir name>@<short commit>`, `+dirty` when its package files differ from the commit."""
+    """`<dir name>@<short commit>`."""
 
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(source), *args], capture_output=True, text=True, check=True
         ).stdout.strip()
 
-    commit = git("rev-parse", "--short", "HEAD")
-    dirty = git("status", "--porcelain", "--", "git_slurm", "hydra_plugins")
-    return f"{source.name}@{commit}{'+dirty' if dirty else ''}"
+    return f"{source.name}@{git('rev-parse', '--short', 'HEAD')}"

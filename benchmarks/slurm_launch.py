@@ -8,8 +8,8 @@ every job, for hydra-submitit-launcher 1.2.0 and for git-slurm with the snapshot
 Options: --jobs 1,100,1000, --reps N (default 3), --code DIR (repeatable; a checkout whose
 git_slurm/ and hydra_plugins/ are compared, only read; default this one), --size full|small
 (the reference repository, refrepo.py), --root DIR (default /tmp/git-slurm-bench: don't run
-run.py at the same time), --json FILE, --markdown FILE. --small is --size small --jobs 1,10
---reps 1.
+run.py at the same time), --kinds LIST (of upstream,off,fresh,reused,edited; default all),
+--json FILE, --markdown FILE. --small is --size small --jobs 1,10 --reps 1.
 
 Needs a SLURM cluster that answers (`make cluster`) and the package registry for the first run:
 it builds two venvs under .bench-venvs/ (bench_venvs.py), upstream's and git-slurm's, with the
@@ -57,6 +57,7 @@ LAUNCH_DEADLINE = 1200.0  # seconds for a launch to queue its jobs
 POLL_INTERVAL = 0.2
 EDITED = "train.py"  # the file the edited variant changes (appended a comment)
 SNAPSHOT_KINDS = ("fresh", "reused", "edited")
+KINDS = ("upstream", "off", *SNAPSHOT_KINDS)
 
 
 class BenchError(Exception):
@@ -307,12 +308,16 @@ def cancel(name: str) -> None:
 # ---- the run -------------------------------------------------------------------------------
 
 
-def blocks(codes: list[str]) -> list[list[Variant]]:
+def blocks(codes: list[str], kinds: list[str]) -> list[list[Variant]]:
     """The variants in the groups that run back to back: fresh, reused and edited build on each
-    other's snapshot; upstream and each code's snapshot-off launch stand alone."""
-    groups = [[Variant("upstream")]]
+    other's snapshot (reused and edited need fresh); upstream and each off launch stand alone."""
+    groups = [[Variant("upstream")]] if "upstream" in kinds else []
     for code in codes:
-        groups += [[Variant("off", code)], [Variant(kind, code) for kind in SNAPSHOT_KINDS]]
+        if "off" in kinds:
+            groups.append([Variant("off", code)])
+        chain = [Variant(kind, code) for kind in SNAPSHOT_KINDS if kind in kinds]
+        if chain:
+            groups.append(chain)
     return groups
 
 
@@ -340,7 +345,7 @@ def run_group(bench: Bench, group: list[Variant], jobs: int) -> list[Launch]:
     return launches
 
 
-def measure(bench: Bench, jobs: list[int], reps: int) -> Results:
+def measure(bench: Bench, jobs: list[int], reps: int, kinds: list[str]) -> Results:
     codes = list(bench.codes)
     results = Results(
         bench.size.name, jobs, reps, codes, machine(), dt.datetime.now().isoformat(),
@@ -351,7 +356,7 @@ def measure(bench: Bench, jobs: list[int], reps: int) -> Results:
         launch(bench, variant, 1)
     for rep in range(reps):
         for n in jobs:
-            for group in rotated(blocks(codes), rep):
+            for group in rotated(blocks(codes, kinds), rep):
                 results.launches += run_group(bench, group, n)
             say(f"repetition {rep + 1}/{reps}, {n} jobs done; load {load_average()}")
     results.load_after = load_average()
@@ -368,7 +373,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         bench = Bench(size, Path(args.root), [Path(code).resolve() for code in args.code])
         try:
             say(f"reference repository: {bench.repo} ({size.name}); load {load_average()}")
-            results = measure(bench, args.jobs, args.reps)
+            results = measure(bench, args.jobs, args.reps, args.kinds)
         finally:
             bench.clean_up()
     except (BenchError, RuntimeError, subprocess.CalledProcessError) as exc:
@@ -404,6 +409,9 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="launches of every variant (default 3)")
     parser.add_argument("--jobs", type=job_counts, help="jobs per launch (default 1,100,1000)")
     parser.add_argument("--code", action="append", help="checkout to compare (repeatable)")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"variants to run (default {','.join(KINDS)})"
+    )
     parser.add_argument("--root", default=str(refrepo.DEFAULT_ROOT))
     parser.add_argument("--json", help="write every launch here")
     parser.add_argument("--markdown", help="write the report here")
@@ -413,8 +421,20 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     args.reps = args.reps or (1 if small else 3)
     args.jobs = args.jobs or ([1, 10] if small else [1, 100, 1000])
     args.code = args.code or [str(bench_venvs.CHECKOUT)]
+    args.kinds = args.kinds.split(",")
     if args.reps < 1:
         parser.error("--reps must be >= 1")
+    chain = [kind for kind in SNAPSHOT_KINDS if kind in args.kinds]
+    if (
+        set(args.kinds) - set(KINDS)
+        or "upstream" not in args.kinds
+        or chain[:1]
+        not in (
+            [],
+            ["fresh"],
+        )
+    ):
+        parser.error(f"--kinds: from {','.join(KINDS)}; upstream always; reused, edited need fresh")
     return args
 
 
