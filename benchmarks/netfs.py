@@ -225,6 +225,8 @@ def backdate(admin_dirs: Path, seconds: float) -> None:
     not recorded jobs for records.IN_USE_GRACE (15 min), also one made by hand."""
     for admin in admin_dirs.iterdir():
         record = admin / RECORD_NAME
+        if not record.exists():
+            continue  # a baseline's, pruned once the mount forgets its worktree
         data = json.loads(record.read_text())
         for key in ("created", "last_used"):
             data[key] -= seconds
