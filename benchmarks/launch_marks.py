@@ -13,7 +13,9 @@ Then it wraps, as their modules are imported (so it costs no import of its own):
 - submitit's Executor.map_array: when it returns, every job has been accepted by sbatch, and one
   JSON line with every mark is written to the descriptor. The benchmark ends the launch then.
 
-Times are time.time() (the benchmark's clock for the command's start too); sums are seconds.
+Times are time.time() (the benchmark's clock for the command's start too); sums are seconds;
+CPU has the CPU seconds spent by each mark (user + system, with reaped children such as git and
+sbatch), which a loaded machine does not inflate as it does wall time.
 """
 
 from __future__ import annotations
@@ -28,9 +30,17 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 MARKS: Dict[str, float] = {"loaded": time.time()}
+CPU: Dict[str, float] = {}  # CPU seconds used by then: this process and the children it reaped
 SUMS: Dict[str, float] = {}
 COUNTS: Dict[str, int] = {}
 FD: Optional[int] = None
+
+
+def mark(name: str) -> None:
+    if name not in MARKS:
+        MARKS[name] = time.time()
+        times = os.times()
+        CPU[name] = times.user + times.system + times.children_user + times.children_system
 
 
 def timed_sum(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,11 +82,11 @@ def wrap_instantiate_sweeper(fn: Callable[..., Any]) -> Callable[..., Any]:
         sweep = sweeper.sweep
 
         def timed_sweep(*a: Any, **k: Any) -> Any:
-            MARKS.setdefault("sweep", time.time())
+            mark("sweep")
             launch = sweeper.launcher.launch
 
             def timed_launch(*a: Any, **k: Any) -> Any:
-                MARKS.setdefault("launch", time.time())
+                mark("launch")
                 return launch(*a, **k)
 
             sweeper.launcher.launch = timed_launch
@@ -92,7 +102,7 @@ def wrap_map_array(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def map_array(*args: Any, **kwargs: Any) -> Any:
         jobs = fn(*args, **kwargs)
-        MARKS["queued"] = time.time()
+        mark("queued")
         report([job.job_id for job in jobs])
         return jobs
 
@@ -103,7 +113,8 @@ def report(ids: List[str]) -> None:
     global FD
     if FD is None:
         return
-    line = json.dumps({"marks": MARKS, "sums": SUMS, "counts": COUNTS, "ids": ids}) + "\n"
+    got = {"marks": MARKS, "cpu": CPU, "sums": SUMS, "counts": COUNTS, "ids": ids}
+    line = json.dumps(got) + "\n"
     os.write(FD, line.encode())
     os.close(FD)
     FD = None

@@ -97,6 +97,10 @@ class Launch:
     per_job: float
     slurm_job: str
     load: float  # 1-minute load average just before
+    cpu_total: float = 0.0  # CPU seconds until queued (see launch_marks.py)
+    cpu_startup: float = 0.0
+    cpu_sweeper: float = 0.0
+    cpu_launcher: float = 0.0
 
 
 @dataclass
@@ -184,7 +188,7 @@ def launch(bench: Bench, variant: Variant, jobs: int) -> Launch:
 def split(
     variant: Variant, jobs: int, started: float, got: dict[str, Any], slurm_job: str, load: float
 ) -> Launch:
-    marks, sums = got["marks"], got["sums"]
+    marks, sums, cpu = got["marks"], got["sums"], got["cpu"]
     launcher = marks["queued"] - marks["launch"]
     snapshot, pickling, sbatch = (
         sums.get(f"{what}.launcher", 0.0) for what in ("snapshot", "pickle", "sbatch")
@@ -206,6 +210,10 @@ def split(
         per_job=launcher - snapshot - pickling - sbatch,
         slurm_job=slurm_job,
         load=load,
+        cpu_total=cpu["queued"],
+        cpu_startup=cpu["sweep"],
+        cpu_sweeper=cpu["launch"] - cpu["sweep"],
+        cpu_launcher=cpu["queued"] - cpu["launch"],
     )
 
 
@@ -456,7 +464,10 @@ again (*of which composing*, Hydra's load_sweep_config), logging, building the j
 moving the pickles), *pickling* (submitit's DelayedSubmission.dump, one per job) and *sbatch*.
 The split comes from launch_marks.py, loaded into each launch by its venv (no product code is
 changed); times are wall clock, so on a loaded machine every column includes waiting for a
-core. *ratio* is the median total over upstream's median total at the same job count."""
+core. *ratio* is the median total over upstream's median total at the same job count. *CPU*:
+the CPU seconds (user + system, with git and sbatch) spent until the jobs were queued, and
+until each phase's end (medians): what the launch costs without the waiting for a core, so the
+fairer comparison while the machine is shared."""
 
 
 def seconds(value: float) -> str:
@@ -494,13 +505,15 @@ def report(results: Results) -> str:
         f"after: {results.load_after}. {results.started[:16]}.",
         "",
         "| jobs | variant | total | ratio | start-up | sweeper (of which composing) | launcher "
-        "| snapshot | per-job work (of which composing) | pickling | sbatch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| snapshot | per-job work (of which composing) | pickling | sbatch | CPU: total, ratio "
+        "| CPU: start-up / sweeper / launcher |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for jobs in results.jobs:
         at = [x for x in results.launches if x.jobs == jobs]
         upstream = [x for x in at if x.kind == "upstream"]
         base = median_of(upstream, "total")
+        cpu_base = median_of(upstream, "cpu_total")
         for name in order(results):
             got = [x for x in at if x.variant == name]
             if not got:
@@ -513,7 +526,13 @@ def report(results: Results) -> str:
                 f"| {jobs} | {name} | {col['total']} | {median_of(got, 'total') / base:.2f}x "
                 f"| {col['startup']} | {col['sweeper']} ({composing[0]}) | {col['launcher']} "
                 f"| {snapshot} | {col['per_job']} ({composing[1]}) | {col['pickling']} "
-                f"| {col['sbatch']} |"
+                f"| {col['sbatch']} | {seconds(median_of(got, 'cpu_total'))}, "
+                f"{median_of(got, 'cpu_total') / cpu_base:.2f}x | "
+                + " / ".join(
+                    seconds(median_of(got, what))
+                    for what in ("cpu_startup", "cpu_sweeper", "cpu_launcher")
+                )
+                + " |"
             )
     lines += ["", COLUMNS]
     return "\n".join(lines)
