@@ -150,8 +150,9 @@ class Bench:
         for _ in range(CAPTURE_PAIRS):
             self.results.add(CAPTURE, self.capture())
             self.results.add(STATUS, cases.git_status(self.repo, self.env))
+            # the floor is short and noisy: as many samples as capture's
+            self.results.add(FLOOR, cases.plumbum_floor(self.repo, self.env))
         self.results.add(STARTUP, cases.startup(self.repo, self.env))
-        self.results.add(FLOOR, cases.plumbum_floor(self.repo, self.env))
 
     def rsync(self) -> None:
         self.results.add(RSYNC, approaches.rsync_tracked(self.repo, self.scratch, self.env))
