@@ -36,7 +36,7 @@ from git_slurm import gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, read_git_file
 from git_slurm.jobstate import JobStatus, job_states
 from git_slurm.records import (
     IN_USE_GRACE,
@@ -237,7 +237,7 @@ def find_candidates(common_dir: Path) -> list[Candidate]:
 def worktree_of(admin: Path) -> Optional[Path]:
     """Where git itself believes the worktree is (`gitdir` names its `.git` file)."""
     try:
-        text = (admin / "gitdir").read_text(encoding="utf-8").strip()
+        text = read_git_file(admin / "gitdir").strip()
     except OSError:
         return None
     return Path(text).parent if text else None
@@ -267,7 +267,7 @@ def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
 def head_tree(git: Git, admin: Path) -> Optional[str]:
     """The tree of the commit a (detached) worktree's HEAD names, if it names one."""
     try:
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+        head = read_git_file(admin / "HEAD").strip()
     except OSError:
         return None
     if len(head) not in (40, 64) or head.strip("0") == "":
@@ -478,7 +478,7 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
 
 def _lock_reason(admin: Path) -> Optional[str]:
     try:
-        return (admin / "locked").read_text(encoding="utf-8")
+        return read_git_file(admin / "locked")
     except OSError:
         return None
 
