@@ -164,6 +164,7 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
         ("main/a/b", "the branch 'main' exists"),
         ("x" * 240, "too long; a snapshot branch's name would be a file name of 267 bytes"),
         ("ok/" + "y" * 240, "too long"),
+        ("-x", "it must make a valid branch name"),  # a ref, but no branch git accepts
     ],
 )
 def test_a_prefix_git_cannot_store_is_refused_at_once(repo: Repo, prefix: str, reason: str) -> None:
