@@ -1,4 +1,4 @@
-"""`git-slurm-post-checkout PREV NEW FLAG`: the reminder the post-checkout hook runs.
+"""`git_slurm_post_checkout PREV NEW FLAG`: the reminder the post-checkout hook runs.
 
 Not a plumbum app: its interface is git's three hook arguments (or, under the pre-commit
 framework, PRE_COMMIT_CHECKOUT_TYPE), and the whole hook has about 150 ms. Whatever happens it
