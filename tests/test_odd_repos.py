@@ -149,7 +149,11 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
     assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
     # the reminder's one line about an error naming such a path never fails the checkout
     nowhere = {**strict, "GIT_DIR": str(repo.path / "nope")}
-    hook = run_bytes_safe(["git-slurm-post-checkout", "0", "0", "1"], cwd=repo.path, env=nowhere)
+    hook = run_bytes_safe(
+        [sys.executable, "-m", "git_slurm.cli.post_checkout", "0", "0", "1"],
+        cwd=repo.path,
+        env=nowhere,
+    )
     assert hook.returncode == 0, hook.stderr
     assert hook.stdout == f"git-slurm: no reminder: not a git repository: '{repo.path / 'nope'}'\n"
 
