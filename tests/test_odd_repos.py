@@ -309,6 +309,30 @@ def test_a_link_path_that_is_tracked_code_is_refused(repo: Repo, link: str, said
     assert_refused_unchanged(repo, "--link", link, said=said)
 
 
+def test_a_tracked_empty_placeholder_under_a_link_path_is_no_code(repo: Repo) -> None:
+    """`outputs/.gitkeep`, `multirun/.gitignore` (tracked so the directory exists, or to ignore
+    what lands there) hold no code: the default links still work, and the worktree's paths are
+    the links. Any other tracked file beside them is code, and refused."""
+    repo.write("outputs/.gitkeep", "")
+    repo.write("multirun/.gitignore", "*\n!.gitignore\n")
+    repo.write(".submitit/.keep", "")
+    repo.write("outputs/helper.py", "X = 1\n")
+    repo.git("add", "-f", "outputs", "multirun", ".submitit")  # the fixture ignores them
+    repo.commit("placeholders and code under outputs")
+    assert_refused_unchanged(
+        repo,
+        "--link",
+        "outputs",
+        said="link path 'outputs' holds 1 tracked file (outputs/helper.py)",
+    )
+    repo.git("rm", "-q", "outputs/helper.py")
+    repo.commit("placeholders only")
+    snap = snapshot_json_unchanged(repo, "--no-push")
+    worktree = Path(snap["worktree"])
+    assert os.readlink(worktree / "outputs") == str(repo.path / "outputs")
+    assert os.readlink(worktree / "multirun") == str(repo.path / "multirun")
+
+
 def test_link_paths_are_never_snapshotted_and_a_note_says_what_to_ignore(tmp_path: Path) -> None:
     """A repository without a .gitignore: before, the previous launch's pickles and logs were
     committed into the next snapshot."""
