@@ -33,13 +33,14 @@ printf '%s\n' "${COMPREPLY[@]}"
 """
 
 # zsh completes only inside its line editor: drive an interactive zsh on a pseudo-terminal
-# (zpty, as zsh's own completion tests do), type the line and TAB twice to list the matches.
+# (zpty, as zsh's own completion tests do), type the line and TAB twice to list the matches --
+# once the line editor is up: its prompt, which the command that sets it does not echo whole.
 ZSH_TAB = r"""
 zmodload zsh/zpty
 zpty -b z zsh -f -i
-zpty -w z "PS1='' RPROMPT=''; $SETUP; autoload -U compinit; compinit -u -D; LISTMAX=1000; \
-zstyle ':completion:*' list-prompt ''; echo READY-\$((40+2))"
-zpty -r z junk '*READY-42*'
+zpty -w z "PS1='%{%}REA%{%}DY> ' RPROMPT=''; $SETUP; autoload -U compinit; compinit -u -D; \
+LISTMAX=1000; zstyle ':completion:*' list-prompt ''"
+zpty -r z junk '*READY> *'
 zpty -n -w z "$LINE"$'\t\t'
 zpty -w z $'\C-e\C-u echo DONE-$((1+1))'
 zpty -r z out '*DONE-2*'
@@ -147,3 +148,14 @@ def test_the_printed_script_is_what_is_shipped() -> None:
     shipped = [p.read_text() for p in (ROOT / "completions" / "bash").iterdir()]
     assert len(shipped) == 2 and all(text in done.stdout for text in shipped)
     assert len(done.stdout) == sum(map(len, shipped))
+
+
+def test_an_unknown_shell_is_one_error_line() -> None:
+    done = subprocess.run(
+        ["git", "slurm-snapshot", "--completions", "fish"],
+        capture_output=True,
+        text=True,
+        env=shell_env(),
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "error: --completions: no completion for 'fish' (bash or zsh)\n"

@@ -13,7 +13,7 @@ from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowV
 from plumbum.cli.switches import SwitchError
 
 from git_slurm import __version__
-from git_slurm.errors import ExitCode, GitSlurmError
+from git_slurm.errors import ExitCode, GitSlurmError, UsageError
 from git_slurm.gitcli import paths_as_bytes
 
 
@@ -35,7 +35,7 @@ class GitSlurmApp(cli.Application):
     # prints the functions git's completion calls for `git slurm-* <TAB>` (git_slurm.completion)
     @cli.switch(
         ["--completions"],
-        cli.Set("bash", "zsh"),
+        str,  # checked in _print_completion: plumbum's Set would word the refusal in 2 lines
         argname="SHELL",
         group="Meta-switches",
         help="print the completion of every git slurm-* command for git's bash or zsh "
@@ -45,8 +45,10 @@ class GitSlurmApp(cli.Application):
         """Handled by plumbum as --version is: it raises ShowCompletion, then calls this."""
 
     def _print_completion(self, shell: str) -> None:
-        from git_slurm.completion import script
+        from git_slurm.completion import SHELLS, script
 
+        if shell not in SHELLS:
+            raise UsageError(f"--completions: no completion for {shell!r} (bash or zsh)")
         print(script(shell), end="")
 
     quiet = cli.Flag(
