@@ -10,6 +10,7 @@ job's state cannot be read, the launch waits and returns exactly as before.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0  # how often states are read (submitit rate-limits its own SLURM queries)
 LOG_EVERY_S = 60.0
 HEARTBEAT_S = 600.0
+CLEAR_TO_END = "\x1b[K"
 # submitit's states (SLURM's, plus the local executor's) of a job that has not started yet
 NOT_STARTED = {"PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD"}
 
@@ -112,24 +114,53 @@ def follow(
     total = len(watch.jobs)
     said: Optional[str] = None
     logged_at = -float("inf")
-    while True:
-        counts = watch.counts()
-        text = counts.text(total)
-        now = clock()
-        if tty:
-            if text != said:
-                stream.write(f"\r\x1b[Kgit-slurm: {text}")
-                stream.flush()
-        elif (text != said and now - logged_at >= LOG_EVERY_S) or now - logged_at >= HEARTBEAT_S:
-            log.info("git-slurm: waiting for %s", text)
-            logged_at = now
-        said = text
-        if counts.done == total:
-            break
-        sleep(POLL_S)
-    if tty:
-        stream.write("\n")
-        stream.flush()
+    line = StatusLine(stream) if tty else None
+    try:
+        while True:
+            counts = watch.counts()
+            text = counts.text(total)
+            now = clock()
+            if line is not None:
+                if text != said:
+                    line.draw(f"git-slurm: {text}")
+            elif (text != said and now - logged_at >= LOG_EVERY_S) or (
+                now - logged_at >= HEARTBEAT_S
+            ):
+                log.info("git-slurm: waiting for %s", text)
+                logged_at = now
+            said = text
+            if counts.done == total:
+                break
+            sleep(POLL_S)
+    finally:  # a Ctrl-C too: what Hydra says next starts on a line of its own
+        if line is not None:
+            line.end()
+
+
+class StatusLine:
+    """One line redrawn in place, as git's progress: `\r` and erase-to-the-end, or on a
+    terminal that has no escapes (TERM=dumb, Emacs' shell) `\r` and spaces over the rest."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.dumb = os.environ.get("TERM", "dumb") == "dumb"
+        self.width = 0  # of what is shown; 0 when nothing is
+
+    def draw(self, text: str) -> None:
+        erase = " " * (self.width - len(text)) if self.dumb else ""
+        self.width = len(text)  # first: a Ctrl-C inside the write must still end the line
+        self.stream.write(f"\r{CLEAR_TO_END if not self.dumb else ''}{text}{erase}")
+        self.stream.flush()
+
+    def end(self) -> None:
+        """End the line; never raising, so that a Ctrl-C being handled stays the exception."""
+        if self.width:
+            self.width = 0
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a terminal closed meanwhile
+                pass
 
 
 def say_failed(watch: Watch) -> None:

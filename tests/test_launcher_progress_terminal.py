@@ -1,0 +1,72 @@
+"""The waiting launch's status line on terminals that are not the usual one: TERM=dumb (no
+escape sequences, as git's progress), and a Ctrl-C while it waits (the line is ended before
+Hydra says anything else). Real launches on submitit_local, stderr on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from launcher_apps.support import app_command, make_app_repo
+from terminal import on_a_terminal
+from test_launcher_progress import ONE_FAILS
+
+STATUS = "git-slurm: 1 job: "
+
+
+def test_a_dumb_terminal_gets_the_status_line_without_escapes(tmp_path: Path) -> None:
+    _, app = make_app_repo(tmp_path / "project")
+    rc, _, said = on_a_terminal(app_command(sys.executable, *ONE_FAILS), app, {"TERM": "dumb"})
+    assert rc == 1
+    assert "\x1b" not in said, repr(said[-2000:])
+    lines = re.findall(r"\rgit-slurm: ([^\r\n]*)", said)
+    assert lines and lines[-1].rstrip() == "2 jobs: 0 pending, 0 running, 2 done (1 failed)"
+
+
+def test_ctrl_c_while_waiting_ends_the_status_line(tmp_path: Path) -> None:
+    """The job waits for a file that appears only after the interrupt."""
+    _, app = make_app_repo(tmp_path / "project")
+    release = tmp_path / "release"
+    argv = app_command(
+        sys.executable, "hydra/launcher=submitit_local", f"release={release}", "modules=[]"
+    )
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        argv, cwd=app, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal
+    )
+    os.close(terminal)
+    shown = b""
+    interrupted = False
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 120)
+            assert ready, f"no output within 120 s: {shown[-2000:]!r}"
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: no writer left
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not interrupted and STATUS.encode() in shown:
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the launching process
+                interrupted = True
+                proc.wait(timeout=60)  # the launch ends; the job keeps the terminal open
+                release.touch()  # the job, left running as upstream leaves it, ends
+    finally:
+        release.touch()  # the job, left running as upstream leaves it, ends
+        os.close(controller)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        rc = proc.wait(timeout=60)
+    said = shown.decode()
+    assert interrupted and rc != 0
+    last = said[said.rindex(STATUS) :]
+    ended = re.match(r"git-slurm: 1 job: \d pending, \d running, \d done *\r\n", last)
+    assert ended, repr(last[:300])
