@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from launcher_apps.support import app_command, make_app_repo
+from launcher_apps.support import app_command, make_app_repo, run_app
 from terminal import on_a_terminal
 from test_launcher_progress import ONE_FAILS
 
@@ -70,3 +70,41 @@ def test_ctrl_c_while_waiting_ends_the_status_line(tmp_path: Path) -> None:
     last = said[said.rindex(STATUS) :]
     ended = re.match(r"git-slurm: 1 job: \d pending, \d running, \d done *\r\n", last)
     assert ended, repr(last[:300])
+
+
+FAILED_LINE = re.compile(r"\t#0 job \S+: (.*) \(log \S+_log\.err\)$", re.M)
+
+
+def failure_said(tmp_path: Path, module: str, text: str, *overrides: str) -> str:
+    """The reason the end-of-launch report gives for job 0, whose task imports `module`."""
+    repo, app = make_app_repo(tmp_path / "project")
+    (app / f"{module}.py").write_text(text)
+    repo.commit(f"{module}, which fails in the job")
+    done = run_app(app, f"modules=[{module}]", "hydra/launcher=submitit_local", *overrides)
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = FAILED_LINE.findall(done.stdout)
+    assert len(said) == 1, done.stdout[-2000:]
+    return str(said[0])
+
+
+def test_a_job_that_dies_without_a_result_is_reported_as_such(tmp_path: Path) -> None:
+    """No exception to name: submitit's own words, not the last line of the job's log."""
+    said = failure_said(tmp_path, "dies", "import os\nVERSION = 'x'\nos._exit(3)\n")
+    assert said == "UncompletedJobError: has not produced any output (state: FINISHED)", said
+
+
+def test_a_job_that_fails_outside_its_task_names_the_exception(tmp_path: Path) -> None:
+    """The job's code, not Hydra's task, raises (here while the job unpickles its function,
+    which imports the app's `helper`): submitit's FailedJobError carries the traceback between
+    dashed lines, then where its logs are; the reason is the traceback's last line."""
+    repo, app = make_app_repo(tmp_path / "project")
+    (app / "helper.py").write_text(
+        "import os\nVERSION = 'old'\nif os.environ.get('SUBMITIT_EXECUTOR'):\n"
+        "    try:\n        raise KeyError('root cause')\n    except KeyError as exc:\n"
+        "        raise RuntimeError('helper refuses in a job') from exc\n"
+    )
+    repo.commit("a helper that fails in a job")
+    done = run_app(app, "modules=[late]", "hydra/launcher=submitit_local")
+    assert done.returncode == 1, done.stderr[-2000:]
+    said = FAILED_LINE.findall(done.stdout)
+    assert said == ["FailedJobError: RuntimeError: helper refuses in a job"], done.stdout[-3000:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -80,9 +81,31 @@ def job_failed(job: Any) -> Optional[str]:
 
 
 def one_line(exc: object) -> str:
-    lines = str(exc).strip().splitlines()
+    """A job's failure in one line: the exception, or what submitit's own error wraps."""
     name = type(exc).__name__
-    return f"{name}: {lines[-1] if name.endswith('JobError') else lines[0]}" if lines else name
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return name
+    if name == "UncompletedJobError":  # no result at all: submitit's words, not its log tail
+        found = NO_OUTPUT.search(str(exc))
+        if found:
+            return f"{name}: {found.group(0)}"
+    if name == "FailedJobError":  # the job's traceback between dashed lines, then log paths
+        trace = between_dashes(lines)
+        if trace:
+            return f"{name}: {trace[-1].strip()}"
+    return f"{name}: {lines[0]}"
+
+
+NO_OUTPUT = re.compile(r"has not produced any output \(state: [^)]*\)")
+
+
+def between_dashes(lines: list[str]) -> list[str]:
+    """The non-empty lines between the first two lines of dashes (submitit's frame of a trace)."""
+    rules = [i for i, line in enumerate(lines) if line.strip() and not line.strip("- ")]
+    if len(rules) < 2:
+        return []
+    return [line for line in lines[rules[0] + 1 : rules[1]] if line.strip()]
 
 
 def wait_for(jobs: Sequence[Any], first_num: int, stream: Optional[TextIO] = None) -> None:
