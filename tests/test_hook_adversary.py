@@ -75,3 +75,14 @@ def test_pre_commit_overwriting_our_hook_strands_no_hook_of_the_user(repo: Repo)
     pre_commit(repo, "uninstall")
     assert "restored your previous hook" in uninstall(repo)
     assert hooks_state(hooks) == before
+
+
+def test_json_with_a_hook_switch_is_refused_not_answered_in_prose(repo: Repo) -> None:
+    """`--json` promises exactly one JSON object; the hook switches print a sentence."""
+    hooks = repo.path / ".git" / "hooks"
+    before = hooks_state(hooks)
+    for switch in ("--install-hooks", "--uninstall-hooks"):
+        res = run_tool("slurm-snapshot", switch, "--json", cwd=repo.path)
+        assert res.returncode == 2 and res.stdout == "", res.stdout
+        assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert hooks_state(hooks) == before
