@@ -108,3 +108,21 @@ def test_a_job_that_fails_outside_its_task_names_the_exception(tmp_path: Path) -
     assert done.returncode == 1, done.stderr[-2000:]
     said = FAILED_LINE.findall(done.stdout)
     assert said == ["FailedJobError: RuntimeError: helper refuses in a job"], done.stdout[-3000:]
+
+
+def test_with_stderr_closed_the_launch_still_reports_in_its_log(tmp_path: Path) -> None:
+    """`2>&-` (a daemon, some schedulers): Python's sys.stderr is None. No status line is
+    possible, the log lines are (Hydra logs to stdout too)."""
+    _, app = make_app_repo(tmp_path / "project")
+    argv = app_command(sys.executable, "hydra/launcher=submitit_local", "modules=[]")
+    done = subprocess.run(
+        ["sh", "-c", 'exec 2>&- "$@"', "sh", *argv],
+        cwd=app,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "cannot follow" not in done.stdout, done.stdout[-2000:]
+    assert "git-slurm: waiting for 1 job: " in done.stdout
+    assert "git-slurm: all 1 job(s) done" in done.stdout

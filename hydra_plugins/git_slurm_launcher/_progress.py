@@ -115,11 +115,11 @@ def between_dashes(lines: list[str]) -> list[str]:
 
 def wait_for(jobs: Sequence[Any], first_num: int, stream: Optional[TextIO] = None) -> None:
     """Say what was queued, report until every job is done, then say which failed."""
-    stream = stream or sys.stderr
+    stream = stream or sys.stderr  # None when stderr is closed (`2>&-`)
     say_queued(jobs, first_num)
     watch = Watch(jobs, first_num)
     try:
-        follow(watch, stream, stream.isatty())
+        follow(watch, stream, is_terminal(stream))
     except Exception as exc:  # the report is a courtesy: the caller still waits for results
         log.warning("git-slurm: cannot follow the jobs' states (%s); waiting quietly", exc)
         return
@@ -132,9 +132,16 @@ def say_queued(jobs: Sequence[Any], first_num: int) -> None:
         log.info("\t#%d job %s: log %s", first_num + offset, job.job_id, job.paths.stderr)
 
 
+def is_terminal(stream: Optional[TextIO]) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):  # closed
+        return False
+
+
 def follow(
     watch: Watch,
-    stream: TextIO,
+    stream: Optional[TextIO],
     tty: bool,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -142,19 +149,16 @@ def follow(
     total = len(watch.jobs)
     said: Optional[str] = None
     logged_at = -float("inf")
-    line = StatusLine(stream) if tty else None
+    line = StatusLine(stream) if tty and stream is not None else None
     try:
         while True:
             started = clock()
             counts = watch.counts()
             text = counts.text(total)
             now = clock()
-            if line is not None:
-                if text != said:
-                    line.draw(f"git-slurm: {text}")
-            elif (text != said and now - logged_at >= LOG_EVERY_S) or (
-                now - logged_at >= HEARTBEAT_S
-            ):
+            if line is not None and text != said and not line.draw(f"git-slurm: {text}"):
+                line = None  # the terminal went away (a closed ssh session): log lines instead
+            if line is None and due(text != said, now - logged_at):
                 log.info("git-slurm: waiting for %s", text)
                 logged_at = now
             said = text
@@ -166,6 +170,11 @@ def follow(
             line.end()
 
 
+def due(changed: bool, since_logged: float) -> bool:
+    """Whether a log line is due: the counts changed and a minute passed, or ten minutes."""
+    return (changed and since_logged >= LOG_EVERY_S) or since_logged >= HEARTBEAT_S
+
+
 class StatusLine:
     """One line redrawn in place, as git's progress: `\r` and erase-to-the-end, or on a
     terminal that has no escapes (TERM=dumb, Emacs' shell) `\r` and spaces over the rest."""
@@ -175,11 +184,17 @@ class StatusLine:
         self.dumb = os.environ.get("TERM", "dumb") == "dumb"
         self.width = 0  # of what is shown; 0 when nothing is
 
-    def draw(self, text: str) -> None:
+    def draw(self, text: str) -> bool:
+        """Show `text`; False when the terminal cannot be written any more."""
         erase = " " * (self.width - len(text)) if self.dumb else ""
         self.width = len(text)  # first: a Ctrl-C inside the write must still end the line
-        self.stream.write(f"\r{CLEAR_TO_END if not self.dumb else ''}{text}{erase}")
-        self.stream.flush()
+        try:
+            self.stream.write(f"\r{CLEAR_TO_END if not self.dumb else ''}{text}{erase}")
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.width = 0
+            return False
+        return True
 
     def end(self) -> None:
         """End the line; never raising, so that a Ctrl-C being handled stays the exception."""
