@@ -156,14 +156,24 @@ def uninstall(checkout: Checkout) -> str:
     ours = installed_at(hooks)
     if ours is None:
         return restore_stranded(hooks)
+    faults.point("hook-remove")
     migrate_old_chain(ours)
     forget_cache(checkout.common_dir)
+    # Take the hook away first, atomically, and look at what was taken: another uninstall may
+    # have removed ours and put the user's hook there since we looked.
+    taken = ours.with_name(f".{ours.name}.git-slurm-removed.{os.getpid()}")
+    ours.rename(taken)
+    if not is_ours(taken):
+        move_no_clobber(taken, ours)
+        return f"git-slurm's post-checkout hook is not installed at {ours}: nothing to do"
     chained = chained_path(hooks)
-    if os.path.lexists(chained):
-        chained.replace(ours)
-        return f"removed git-slurm's post-checkout hook; restored your previous hook at {ours}"
-    ours.unlink()
-    return f"removed git-slurm's post-checkout hook from {ours}"
+    try:
+        if os.path.lexists(chained):
+            move_no_clobber(chained, ours)
+            return f"removed git-slurm's post-checkout hook; restored your previous hook at {ours}"
+        return f"removed git-slurm's post-checkout hook from {ours}"
+    finally:
+        taken.unlink()
 
 
 def restore_stranded(hooks: Path) -> str:

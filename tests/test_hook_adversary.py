@@ -30,22 +30,28 @@ def pre_commit(repo: Repo, *argv: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def stopped_at(repo: Repo, switch: str, step: str) -> subprocess.Popen[str]:
+    """`git slurm-snapshot <switch>` started and stopped by its own SIGSTOP at `step`."""
+    proc = subprocess.Popen(
+        [SNAPSHOT, switch],
+        cwd=repo.path,
+        env={**os.environ, FAULT: f"{step}:STOP"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), f"{switch} did not reach {step}"
+    return proc
+
+
 def test_two_installs_at_once_never_lose_the_users_hook(repo: Repo) -> None:
     """The first install stops (SIGSTOP, a real signal) between looking for a chained hook and
     moving the user's hook there; a second install runs whole meanwhile. The first must not
     then move the second's shim over the user's hook."""
     branch = repo.snapshot_json("--no-worktree", "--no-push")["branch"]
     write_hook(repo, LFS_LIKE_HOOK)
-    first = subprocess.Popen(
-        [SNAPSHOT, "--install-hooks"],
-        cwd=repo.path,
-        env={**os.environ, FAULT: "hook-move:STOP"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status = os.waitpid(first.pid, os.WUNTRACED)
-    assert os.WIFSTOPPED(status), "the first install did not reach the move"
+    first = stopped_at(repo, "--install-hooks", "hook-move")
     install(repo)  # the second, whole
     os.kill(first.pid, signal.SIGCONT)
     _, err = first.communicate(timeout=60)
@@ -86,3 +92,16 @@ def test_json_with_a_hook_switch_is_refused_not_answered_in_prose(repo: Repo) ->
         assert res.returncode == 2 and res.stdout == "", res.stdout
         assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
     assert hooks_state(hooks) == before
+
+
+def test_two_uninstalls_at_once_never_delete_the_restored_hook(repo: Repo) -> None:
+    """The first uninstall stops (SIGSTOP) once it has found our hook; a second uninstall
+    runs whole meanwhile and puts the user's hook back. The first must not then delete it."""
+    write_hook(repo, LFS_LIKE_HOOK)
+    install(repo)
+    first = stopped_at(repo, "--uninstall-hooks", "hook-remove")
+    assert "restored your previous hook" in uninstall(repo)  # the second, whole
+    os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert (repo.path / ".git" / "hooks" / "post-checkout").read_text() == LFS_LIKE_HOOK, out
