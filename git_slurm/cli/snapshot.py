@@ -174,7 +174,8 @@ MANUAL = ManSource(
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
         "Link paths hold outputs, never code: they are left out of the snapshot whether git "
         "ignores them or not (a note says which ones git does not ignore, with the .gitignore "
-        "lines to add), and a link path that is tracked, or holds tracked files, is refused. A "
+        "lines to add), and a link path that is tracked, or holds tracked files, is refused "
+        "(placeholders such as .gitkeep or .gitignore aside). A "
         "link path may itself be a symlink (multirun pointing to scratch): the worktree's link "
         "points at it, and nothing is created outside the repository; a path under a symlink "
         "that leaves the repository, and overlapping link paths, are refused before anything "
