@@ -159,3 +159,83 @@ def test_a_task_that_importing_the_script_does_not_define_travels_by_value(
     ) in done.stdout
     (result,) = results(app / "multirun")
     assert result["script"] == str(app / "guarded.py")  # the launch's, as the warning says
+
+
+UNGUARDED = """from pathlib import Path
+
+import hydra
+import jobreport
+
+PROMPTS = Path(__file__).parent / "prompts.txt"
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    jobreport.report(cfg, __file__, PROMPTS)
+
+
+main()
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_inside_its_jobs(tmp_path: Path) -> None:
+    """Importing a script that calls its task at module level would start Hydra again inside
+    the job (which dies of it): the task travels by value instead, and the launch says why."""
+    repo, app = make_config_repo(tmp_path / "project")
+    repo.write("exp/unguarded.py", UNGUARDED)
+    repo.commit("a script without a main guard")
+    argv = [sys.executable, "unguarded.py", "-m", "+n=0,1", "hydra/launcher=submitit_local"]
+    done = subprocess.run(
+        [*argv, *SNAPSHOT], cwd=app, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the snapshot's unguarded.py calls `main` when it is imported" in done.stdout
+    got = results(app / "multirun")
+    assert len(got) == 2
+    assert all(values(r) == ["old"] * 4 for r in got), got
+
+
+DECORATED = """import functools
+from pathlib import Path
+
+import hydra
+import jobreport
+
+PROMPTS = Path(__file__).parent / "prompts.txt"
+
+
+def logged(function):
+    @functools.wraps(function)
+    def wrapper(cfg):
+        return function(cfg)
+
+    return wrapper
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+@logged
+def main(cfg):
+    jobreport.report(cfg, __file__, PROMPTS)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_task_under_another_decorator_runs_from_the_snapshot(tmp_path: Path) -> None:
+    """`@hydra.main` over a decorator of the user's own: the job still imports the snapshot's
+    script and runs its decorated task (the decorator included), `__file__` in the worktree."""
+    repo, app = make_config_repo(tmp_path / "project")
+    repo.write("exp/decorated.py", DECORATED)
+    repo.commit("a decorated task")
+    argv = [sys.executable, "decorated.py", "-m", "+n=0", "hydra/launcher=submitit_local"]
+    done = subprocess.run(
+        [*argv, *SNAPSHOT], cwd=app, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pickled at launch" not in done.stdout, done.stdout
+    (result,) = results(app / "multirun")
+    workdir = snapshot_of(result)["workdir"]
+    assert result["script"] == os.path.join(workdir, "decorated.py")
+    assert result["prompts_global_path"].startswith(workdir + os.sep)

@@ -11,7 +11,6 @@ launch checks; otherwise the function travels by value, as before, and the launc
 from __future__ import annotations
 
 import ast
-import inspect
 import runpy
 import sys
 import types
@@ -33,6 +32,7 @@ class ScriptTask:
     name: str
     path: Optional[str]  # the script in the worktree (`python train.py`)
     module: Optional[str]  # its module name (`python -m pkg.train`)
+    depth: int = 1  # `__wrapped__` steps from the script's `name` to the task (hydra.main's)
 
     def __call__(self, cfg: Any) -> Any:
         return self.resolve()(cfg)
@@ -43,9 +43,27 @@ class ScriptTask:
         if main is None or getattr(main, "__git_slurm_task__", None) != self:
             main = import_main(self.path, self.module)
             main.__git_slurm_task__ = self  # type: ignore[attr-defined]
-        found = inspect.unwrap(getattr(main, self.name))  # hydra.main uses functools.wraps
-        task: TaskFunction = found
+        task: TaskFunction = unwrapped(getattr(main, self.name), self.depth)
         return task
+
+
+def unwrapped(function: Any, depth: int) -> Any:
+    """`function` without its `depth` outer decorators (those that keep `__wrapped__`)."""
+    for _ in range(depth):
+        function = function.__wrapped__
+    return function
+
+
+def wrapping_depth(outer: Any, task: Any) -> Optional[int]:
+    """How many `__wrapped__` steps lead from `outer` to `task`, if any do: hydra.main's
+    wrapper is one, a decorator of the user's own under it (kept, as Hydra ran it) is not."""
+    depth, seen = 0, set()
+    while outer is not None and id(outer) not in seen:
+        if outer is task:
+            return depth
+        seen.add(id(outer))
+        outer, depth = getattr(outer, "__wrapped__", None), depth + 1
+    return None
 
 
 def import_main(path: Optional[str], module: Optional[str]) -> types.ModuleType:
@@ -75,6 +93,36 @@ def defines_at_top_level(source: str, name: str) -> bool:
     return any(isinstance(node, functions) and node.name == name for node in tree.body)
 
 
+def calls_at_import(source: str, name: str) -> bool:
+    """Whether running `source` under a name other than `__main__` calls `name`: a script
+    without an `if __name__ == "__main__":` guard would start Hydra again inside the job."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    skipped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    pending: list[ast.AST] = [n for n in tree.body if not _main_guard(n)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, skipped):
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+            return True
+        pending.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _main_guard(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":` (either way round): its body does not run on import."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    sides = [test.left, *test.comparators]
+    names = any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+    main = any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides)
+    return names and main and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+
+
 def script_task(task: Any, paths: PathMap) -> tuple[Optional[ScriptTask], Optional[str]]:
     """(What to pickle instead of `task`, or None to pickle it as it is; why not, if not)."""
     if getattr(task, "__module__", None) != "__main__":
@@ -83,7 +131,8 @@ def script_task(task: Any, paths: PathMap) -> tuple[Optional[ScriptTask], Option
     main = sys.modules["__main__"]
     if getattr(task, "__qualname__", None) != name:
         return None, f"the task function {task.__qualname__} is not a module-level function"
-    if inspect.unwrap(getattr(main, name, None)) is not task:  # type: ignore[arg-type]
+    depth = wrapping_depth(getattr(main, name, None), task)
+    if depth is None:
         return None, f"`{name}` in the script is not the task function"
     script = getattr(main, "__file__", None)
     if not isinstance(script, str):
@@ -91,11 +140,17 @@ def script_task(task: Any, paths: PathMap) -> tuple[Optional[ScriptTask], Option
     copy = paths.into_worktree(script)
     if copy is None:
         return None, f"{script} is not in the snapshot"
-    if not defines_at_top_level(Path(copy).read_text(encoding="utf-8"), name):
+    source = Path(copy).read_text(encoding="utf-8")
+    if not defines_at_top_level(source, name):
         return None, (
             f"the snapshot's {Path(script).name} does not define `{name}` at module level "
             "(only under `if __name__ == '__main__':`?), so importing it would not find it"
         )
+    if calls_at_import(source, name):
+        return None, (
+            f"the snapshot's {Path(script).name} calls `{name}` when it is imported (no "
+            "`if __name__ == '__main__':` guard), so importing it would start Hydra again"
+        )
     spec = getattr(main, "__spec__", None)
     module = spec.name if spec is not None and spec.name not in (None, "__main__") else None
-    return ScriptTask(name=name, path=None if module else copy, module=module), None
+    return ScriptTask(name=name, path=None if module else copy, module=module, depth=depth), None
