@@ -123,6 +123,14 @@ def test_control_without_snapshot_every_edit_reaches_the_jobs(tmp_path: Path, en
         assert values(result) == ["new"] * expected, result
 
 
+def launch_script(app: Path, script: str, sweep: str) -> subprocess.CompletedProcess[str]:
+    """A snapshot launch of `script` to completion, which must succeed."""
+    argv = [sys.executable, script, "-m", sweep, "hydra/launcher=submitit_local", *SNAPSHOT]
+    done = subprocess.run(argv, cwd=app, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 GUARDED = """from pathlib import Path
 
 import hydra
@@ -148,11 +156,7 @@ def test_a_task_that_importing_the_script_does_not_define_travels_by_value(
     repo, app = make_config_repo(tmp_path / "project")
     repo.write("exp/guarded.py", GUARDED)
     repo.commit("a guarded task")
-    argv = [sys.executable, "guarded.py", "-m", "+n=0", "hydra/launcher=submitit_local"]
-    done = subprocess.run(
-        [*argv, *SNAPSHOT], cwd=app, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done = launch_script(app, "guarded.py", "+n=0")
     assert (
         "git-slurm: the jobs run the task function as pickled at launch, not imported from the "
         "snapshot: the snapshot's guarded.py does not define `main` at module level"
@@ -184,11 +188,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_inside_its_jobs(tmp_path
     repo, app = make_config_repo(tmp_path / "project")
     repo.write("exp/unguarded.py", UNGUARDED)
     repo.commit("a script without a main guard")
-    argv = [sys.executable, "unguarded.py", "-m", "+n=0,1", "hydra/launcher=submitit_local"]
-    done = subprocess.run(
-        [*argv, *SNAPSHOT], cwd=app, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done = launch_script(app, "unguarded.py", "+n=0,1")
     assert "the snapshot's unguarded.py calls `main` when it is imported" in done.stdout
     got = results(app / "multirun")
     assert len(got) == 2
@@ -229,11 +229,7 @@ def test_a_task_under_another_decorator_runs_from_the_snapshot(tmp_path: Path) -
     repo, app = make_config_repo(tmp_path / "project")
     repo.write("exp/decorated.py", DECORATED)
     repo.commit("a decorated task")
-    argv = [sys.executable, "decorated.py", "-m", "+n=0", "hydra/launcher=submitit_local"]
-    done = subprocess.run(
-        [*argv, *SNAPSHOT], cwd=app, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    done = launch_script(app, "decorated.py", "+n=0")
     assert "pickled at launch" not in done.stdout, done.stdout
     (result,) = results(app / "multirun")
     workdir = snapshot_of(result)["workdir"]
