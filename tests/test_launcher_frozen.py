@@ -10,6 +10,7 @@ the same launch with the snapshot off is the control that sees every edit.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -235,3 +236,39 @@ def test_a_task_under_another_decorator_runs_from_the_snapshot(tmp_path: Path) -
     workdir = snapshot_of(result)["workdir"]
     assert result["script"] == os.path.join(workdir, "decorated.py")
     assert result["prompts_global_path"].startswith(workdir + os.sep)
+
+
+ARGV_AT_IMPORT = """import json
+import json
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+ARGV = list(sys.argv)  # what the script was started with, read once at import
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    with open(os.path.join(HydraConfig.get().runtime.output_dir, "argv.json"), "w") as out:
+        json.dump({"argv": ARGV, "file": __file__}, out)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_module_globals_built_from_argv_see_the_launch_command(tmp_path: Path) -> None:
+    """A global the script builds from `sys.argv` at import has the launch's value in a job
+    (as when the task travelled by value, and as multiprocessing's spawn does), while the job
+    still runs the snapshot's script."""
+    repo, app = make_config_repo(tmp_path / "project")
+    repo.write("exp/argv_app.py", ARGV_AT_IMPORT)
+    repo.commit("a script that reads sys.argv at import")
+    launch_script(app, "argv_app.py", "+n=0")
+    (found,) = (app / "multirun").rglob("argv.json")
+    got = json.loads(found.read_text(encoding="utf-8"))
+    assert got["argv"][1:4] == ["-m", "+n=0", "hydra/launcher=submitit_local"], got
+    assert got["file"] != str(app / "argv_app.py"), got  # the snapshot's copy

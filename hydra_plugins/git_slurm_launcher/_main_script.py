@@ -16,7 +16,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from hydra.types import TaskFunction
 
@@ -33,6 +33,7 @@ class ScriptTask:
     path: Optional[str]  # the script in the worktree (`python train.py`)
     module: Optional[str]  # its module name (`python -m pkg.train`)
     depth: int = 1  # `__wrapped__` steps from the script's `name` to the task (hydra.main's)
+    argv: tuple[str, ...] = ()  # the launch's `sys.argv`, which the script may read at import
 
     def __call__(self, cfg: Any) -> Any:
         return self.resolve()(cfg)
@@ -41,7 +42,7 @@ class ScriptTask:
         """The function, from the script imported in this process (once)."""
         main = sys.modules.get(MAIN_NAME)
         if main is None or getattr(main, "__git_slurm_task__", None) != self:
-            main = import_main(self.path, self.module)
+            main = import_main(self.path, self.module, self.argv)
             main.__git_slurm_task__ = self  # type: ignore[attr-defined]
         task: TaskFunction = unwrapped(getattr(main, self.name), self.depth)
         return task
@@ -66,13 +67,22 @@ def wrapping_depth(outer: Any, task: Any) -> Optional[int]:
     return None
 
 
-def import_main(path: Optional[str], module: Optional[str]) -> types.ModuleType:
-    """Run the script as module `__mp_main__` and keep it in sys.modules."""
-    if module is not None:
-        namespace = runpy.run_module(module, run_name=MAIN_NAME, alter_sys=True)
-    else:
-        assert path is not None
-        namespace = runpy.run_path(path, run_name=MAIN_NAME)
+def import_main(
+    path: Optional[str], module: Optional[str], argv: Sequence[str] = ()
+) -> types.ModuleType:
+    """Run the script as module `__mp_main__` and keep it in sys.modules. While it runs,
+    `sys.argv` is the launch's (as multiprocessing's spawn does; runpy sets `argv[0]` to the
+    snapshot's file): globals built from it get the values they had at launch."""
+    job_argv = sys.argv
+    sys.argv = [job_argv[0], *argv[1:]] if argv else job_argv
+    try:
+        if module is not None:
+            namespace = runpy.run_module(module, run_name=MAIN_NAME, alter_sys=True)
+        else:
+            assert path is not None
+            namespace = runpy.run_path(path, run_name=MAIN_NAME)
+    finally:
+        sys.argv = job_argv
     main = types.ModuleType(MAIN_NAME)
     main.__dict__.update(namespace)
     sys.modules[MAIN_NAME] = main
@@ -153,4 +163,11 @@ def script_task(task: Any, paths: PathMap) -> tuple[Optional[ScriptTask], Option
         )
     spec = getattr(main, "__spec__", None)
     module = spec.name if spec is not None and spec.name not in (None, "__main__") else None
-    return ScriptTask(name=name, path=None if module else copy, module=module, depth=depth), None
+    task_ref = ScriptTask(
+        name=name,
+        path=None if module else copy,
+        module=module,
+        depth=depth,
+        argv=tuple(sys.argv),
+    )
+    return task_ref, None
