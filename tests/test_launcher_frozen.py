@@ -166,7 +166,8 @@ def test_a_task_that_importing_the_script_does_not_define_travels_by_value(
     assert result["script"] == str(app / "guarded.py")  # the launch's, as the warning says
 
 
-UNGUARDED = """from pathlib import Path
+UNGUARDED = {  # the task's name, and a script that calls it (or a wrapper) at import
+    "main": """from pathlib import Path
 
 import hydra
 import jobreport
@@ -180,17 +181,36 @@ def main(cfg):
 
 
 main()
-"""
+""",
+    "train": """from pathlib import Path
+
+import hydra
+import jobreport
+
+PROMPTS = Path(__file__).parent / "prompts.txt"
 
 
-def test_a_script_without_a_main_guard_is_not_run_again_inside_its_jobs(tmp_path: Path) -> None:
+def train(cfg):
+    jobreport.report(cfg, __file__, PROMPTS)
+
+
+main = hydra.main(version_base=None, config_path="conf", config_name="config")(train)
+main()
+""",
+}
+
+
+@pytest.mark.parametrize("task", sorted(UNGUARDED))
+def test_a_script_without_a_main_guard_is_not_run_again_inside_its_jobs(
+    tmp_path: Path, task: str
+) -> None:
     """Importing a script that calls its task at module level would start Hydra again inside
     the job (which dies of it): the task travels by value instead, and the launch says why."""
     repo, app = make_config_repo(tmp_path / "project")
-    repo.write("exp/unguarded.py", UNGUARDED)
+    repo.write("exp/unguarded.py", UNGUARDED[task])
     repo.commit("a script without a main guard")
     done = launch_script(app, "unguarded.py", "+n=0,1")
-    assert "the snapshot's unguarded.py calls `main` when it is imported" in done.stdout
+    assert "the snapshot's unguarded.py calls `main` when it is imported" in done.stdout, task
     got = results(app / "multirun")
     assert len(got) == 2
     assert all(values(r) == ["old"] * 4 for r in got), got

@@ -16,7 +16,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Collection, Optional, Sequence, Union
 
 from hydra.types import TaskFunction
 
@@ -103,23 +103,24 @@ def defines_at_top_level(source: str, name: str) -> bool:
     return any(isinstance(node, functions) and node.name == name for node in tree.body)
 
 
-def calls_at_import(source: str, name: str) -> bool:
-    """Whether running `source` under a name other than `__main__` calls `name`: a script
-    without an `if __name__ == "__main__":` guard would start Hydra again inside the job."""
+def calls_at_import(source: str, names: Collection[str]) -> Optional[str]:
+    """Which of `names` running `source` under a name other than `__main__` calls, if any: a
+    script without an `if __name__ == "__main__":` guard would start Hydra again in the job."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return False
+        return None
     skipped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
     pending: list[ast.AST] = [n for n in tree.body if not _main_guard(n)]
     while pending:
         node = pending.pop()
         if isinstance(node, skipped):
             continue
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-            return True
+        called = node.func if isinstance(node, ast.Call) else None
+        if isinstance(called, ast.Name) and called.id in names:
+            return called.id
         pending.extend(ast.iter_child_nodes(node))
-    return False
+    return None
 
 
 def _main_guard(node: ast.AST) -> bool:
@@ -156,9 +157,12 @@ def script_task(task: Any, paths: PathMap) -> tuple[Optional[ScriptTask], Option
             f"the snapshot's {Path(script).name} does not define `{name}` at module level "
             "(only under `if __name__ == '__main__':`?), so importing it would not find it"
         )
-    if calls_at_import(source, name):
+    # every name of the script for the task or a wrapper of it (`main = hydra.main()(train)`)
+    wrappers = [k for k, v in vars(main).items() if wrapping_depth(v, task) is not None]
+    called = calls_at_import(source, wrappers)
+    if called:
         return None, (
-            f"the snapshot's {Path(script).name} calls `{name}` when it is imported (no "
+            f"the snapshot's {Path(script).name} calls `{called}` when it is imported (no "
             "`if __name__ == '__main__':` guard), so importing it would start Hydra again"
         )
     spec = getattr(main, "__spec__", None)
