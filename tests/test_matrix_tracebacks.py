@@ -89,9 +89,8 @@ def test_a_failed_job_reaches_the_user_with_its_cause_and_its_frames(
         overrides=["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=2"],
         temp_dir=tmpdir,
     )
-    with pytest.raises(RuntimeError, match="job failure") as info:
-        with sweep:
-            pass
+    with pytest.raises(RuntimeError, match="job failure") as info, sweep:
+        pass
     shown = "".join(traceback.TracebackException.from_exception(info.value).format())
     shown += "".join(getattr(info.value, "__notes__", []))  # 3.10 prints no notes
     assert "ValueError: job cause" in shown

@@ -1,11 +1,11 @@
 """A failed job's exception reaches the user with where it failed and its cause chain.
 
-Its traceback names the files the user wrote, not cloudpickle's `<dynamic-code>`: submitit ships the task function to the job with cloudpickle, which pickles a function of the
-app's script (or any function it cannot import by name, such as a closure) by value; since
-cloudpickle 3.1 such a function's code says `<dynamic-code>` where its file was. A failed job's
-traceback, which Hydra 1.4 carries back to the user with its cause chain, then says neither
+Its traceback names the files the user wrote. submitit ships the task function to the job
+with cloudpickle, which pickles a function of the app's script (or any function it cannot
+import by name, such as a closure) by value; since cloudpickle 3.1 such a function's code says
+`<dynamic-code>` where its file was, and the traceback Hydra 1.4 carries back says neither
 where the task failed nor in which file. cloudpickle keeps the function's module `__file__` in
-its globals: put it back on the code before the job runs.
+its globals: the job puts it back on the code before it runs.
 
 Hydra 1.3 pickles the exception alone, which drops its traceback and cause chain: the job adds
 them to it as a note, which Python 3.11+ prints after the message.
@@ -76,5 +76,5 @@ def keep_job_traceback(ret: JobReturn) -> JobReturn:
     note = f"the job's traceback:\n{text.rstrip()}"
     notes = getattr(error, "__notes__", None)
     # add_note is 3.11+; on 3.10 the note is kept where 3.11 would put it, for callers to read
-    error.__notes__ = [*(notes if isinstance(notes, list) else []), note]
+    vars(error)["__notes__"] = [*(notes if isinstance(notes, list) else []), note]
     return ret
