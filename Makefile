@@ -36,6 +36,7 @@ cluster-stop:
 cluster-status:
 	bash tests/slurm/cluster.sh status
 
+# man pages and shell completions, both generated from the commands' switches
 man: $(VENV)/.installed
 	$(PY) -m git_slurm.manpages --write
 

@@ -24,7 +24,12 @@ def validate_prefix(git: Git, prefix: str) -> None:
     """A prefix is good when `<prefix>-<stamp>` is a valid branch name that git can create
     here: checked before anything is made, so a bad one costs no spin through every name."""
     example = f"refs/heads/{prefix}-20000101-000000"
-    if not prefix or git.run("check-ref-format", example, check=False)[0] != 0:
+    # a leading `-` makes a valid ref but no branch name git accepts (`git switch -x-...`)
+    if (
+        not prefix
+        or prefix.startswith("-")
+        or git.run("check-ref-format", example, check=False)[0] != 0
+    ):
         raise UsageError(f"invalid branch prefix {prefix!r}: it must make a valid branch name")
     _refuse_too_long(git, prefix)
     _refuse_under_a_branch(git, prefix)

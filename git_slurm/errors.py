@@ -51,5 +51,7 @@ def git_reason(stderr: str) -> str:
         if line.startswith("hint:"):
             continue
         line = line.removeprefix("fatal: ").removeprefix("error: ")
-        said += line if not said else (" " if said.endswith(":") else "; ") + line
+        # a sentence wrapped over lines goes on with a space, a new statement after "; "
+        joined = said.endswith((":", ".")) or line[:1].islower()
+        said += line if not said else (" " if joined else "; ") + line
     return said

@@ -7,8 +7,10 @@ stripped and the repository is named explicitly; the user's hooks are switched o
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +59,19 @@ DEFAULT_TIMEOUT = 600.0
 # UTF-8 as surrogates (as os.fsdecode does), so a path read from git goes back to it unchanged
 PATH_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
+# Whether git's own progress meters reach the user (a push, a checkout): the command turns it
+# on when its stderr is a terminal and it was not asked to be quiet. Such a call's stderr is
+# the terminal itself, as git only draws progress there; its complaint is then on the screen.
+_progress = {"shown": False}
+
+
+def show_progress(on: bool) -> None:
+    _progress["shown"] = on
+
+
+def progress_shown() -> bool:
+    return _progress["shown"]
+
 
 class GitFailed(GitSlurmError):
     """A git command exited non-zero; `stderr` holds its complaint."""
@@ -88,18 +103,21 @@ def run_git(
     check: bool = True,
     user_environment: bool = False,
     shown: Optional[list[str]] = None,
+    terminal: bool = False,
 ) -> tuple[int, str, str]:
     """Run git; return (status, stdout, stderr).
 
     The environment is cleaned of repository-local variables unless `user_environment`
     (only for finding the user's repository the way git itself would). `shown` is how an
-    error names the command (default: all of `args`).
+    error names the command (default: all of `args`). With `terminal`, git's stderr is ours
+    (for its progress) and the stderr returned is empty.
     """
     command: Any = local["git"][args]
     with local.env() if user_environment else clean_environment(env):
         proc = command.popen(
             cwd=cwd or Path.cwd(),
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+            stderr=None if terminal else subprocess.PIPE,
             **PATH_ENCODING,
         )
     try:
@@ -110,6 +128,7 @@ def run_git(
     except BaseException:
         kill_tree(proc)
         raise
+    err = err or ""
     if check and proc.returncode != 0:
         raise GitFailed(shown or args, proc.returncode, err)
     return proc.returncode, out, err
@@ -135,6 +154,7 @@ class Git:
         stdin: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        terminal: bool = False,
     ) -> tuple[int, str, str]:
         cwd = self.work_tree or self.git_dir
         return run_git(
@@ -145,6 +165,7 @@ class Git:
             timeout=timeout,
             check=check,
             shown=list(args),
+            terminal=terminal,
         )
 
     def out(self, *args: str, env: Optional[Mapping[str, str]] = None) -> str:
@@ -161,7 +182,7 @@ class Git:
             return out.strip() == "true"
         if rc == 1:
             return None
-        raise GitSlurmError(f"git config {key}: {err.strip()}", ExitCode.USAGE)
+        raise GitSlurmError(f"git config {key}: {git_reason(err)}", ExitCode.USAGE)
 
 
 def git_version() -> tuple[int, ...]:
@@ -183,3 +204,11 @@ def read_git_file(path: Path) -> str:
 
 def write_git_file(path: Path, text: str) -> None:
     path.write_text(text, **PATH_ENCODING)
+
+
+def paths_as_bytes() -> None:
+    """Print a path that is not UTF-8 as its own bytes, as git does, whatever the locale says
+    (Python's stdio is strict outside the C locale, and would fail after the work was done)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")

@@ -67,13 +67,38 @@ def _refuse_overlaps(rels: list[str]) -> None:
             )
 
 
+# git's empty blob (SHA-1 and SHA-256 repositories)
+EMPTY_BLOBS = frozenset({
+    "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",
+    "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813",
+})  # fmt: skip
+GIT_METADATA = frozenset({".gitignore", ".gitattributes"})
+
+
+def _placeholder(mode: str, oid: str, path: str) -> bool:
+    """A file many repositories track only so that an outputs directory exists, or to ignore
+    what lands there: `.gitignore`/`.gitattributes`, or an empty dotfile (`.gitkeep`, `.keep`).
+    No job imports or reads it, so it is no code (an empty `__init__.py` is: it makes a
+    package)."""
+    name = path.rpartition("/")[2]
+    if mode not in ("100644", "100755") or not name.startswith("."):
+        return False
+    return name in GIT_METADATA or oid in EMPTY_BLOBS
+
+
 def _refuse_tracked(git: Git, rels: list[str]) -> None:
     """A link path is outputs, never code: a tracked file there would run live, not from the
-    snapshot (its link points at the checkout)."""
+    snapshot (its link points at the checkout). Placeholders (`outputs/.gitkeep`) are not code."""
     if not rels:
         return
     specs = [f":(top,literal){rel}" for rel in rels]
-    tracked = git.out("ls-files", "-z", "--full-name", "--", *specs).split("\0")
+    out = git.out("ls-files", "-s", "-z", "--full-name", "--", *specs)
+    tracked = []
+    for entry in filter(None, out.split("\0")):
+        info, _, path = entry.partition("\t")
+        mode, oid = info.split()[:2]
+        if not _placeholder(mode, oid, path):
+            tracked.append(path)
     for rel in rels:
         inside = [t for t in tracked if t == rel or t.startswith(f"{rel}/")]
         if inside:

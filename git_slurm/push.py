@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from git_slurm.errors import GitSlurmError, UsageError, git_reason
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, progress_shown
 from git_slurm.names import BranchName
 
 PUSH_TIMEOUT = 120.0
@@ -39,6 +39,11 @@ def default_remote(git: Git, branch: Optional[str]) -> str:
     return chosen if chosen and chosen != "." else "origin"
 
 
+def push_url(git: Git, remote: str) -> str:
+    rc, out, _ = git.run("remote", "get-url", "--push", "--all", remote, check=False)
+    return out if rc == 0 else ""
+
+
 def push_branch(
     git: Git,
     name: BranchName,
@@ -62,22 +67,26 @@ def push_branch(
             return PushResult(None, None)
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
+    # on a terminal: git's own progress and report, as git push shows them; but not where
+    # git might print a URL's credentials, which only pass through redact()
+    shown = progress_shown() and not _CREDENTIALS.search(push_url(git, remote))
     try:
         rc, _, err = git.run(
             "push",
-            "--quiet",
+            "--progress" if shown else "--quiet",
             "--no-verify",
             remote,
             f"{name.ref}:{name.ref}",
             env=env,
             timeout=timeout,
             check=False,
+            terminal=shown,
         )
     except GitSlurmError as exc:  # timed out
         rc, err = 1, str(exc)
     if rc == 0:
         return PushResult(remote, None)
-    last = git_reason(err) or "push failed"
+    last = git_reason(err) or ("git's message is above" if shown else "push failed")
     message = redact(f"push of {name} to {remote} failed: {last}")
     if explicit:
         raise GitSlurmError(message)

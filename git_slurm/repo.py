@@ -35,6 +35,8 @@ def _rev_parse(cwd: Path, *args: str) -> list[str]:
     said = git_reason(err)
     if not said or said.startswith("not a git repository (or any of the parent directories)"):
         said = f"not a git repository: {cwd}"
+    elif said == "this operation must be run in a work tree":  # e.g. inside .git
+        said = f"not inside a work tree: {cwd}"
     raise GitSlurmError(said, ExitCode.NOT_A_REPOSITORY)
 
 

@@ -117,7 +117,8 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     started = time.monotonic()
     validate_prefix(checkout.git, options.prefix)
     link_rels = plan_links(checkout.git, checkout.toplevel, checkout.prefix, options.links)
-    refuse_worktree_dir_in_code(checkout, options.worktree_dir)
+    if options.make_worktree:
+        refuse_worktree_dir_in_code(checkout, options.worktree_dir)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
     head = read_head(checkout.git)
     base, on_branch = head.commit, head.branch

@@ -18,6 +18,7 @@ turns under a lock in its admin dir, and each re-checks under it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,10 +98,11 @@ def restore_worktree(worktree: Path, commit: str) -> Restored:
                 left = differences(git, commit, record.links)
                 if left:
                     raise GitSlurmError(f"still not the commit's after restoring: {listed(left)}")
-        if found:
-            mark_unshareable(admin.parent.parent, admin)
     except OSError as exc:
         raise GitSlurmError(f"cannot restore the files of {worktree}: {exc}") from exc
+    if found:  # a failure to say so is no reason to stop a job whose files are right now
+        with contextlib.suppress(OSError):
+            mark_unshareable(admin.parent.parent, admin)
     return Restored(worktree, commit, tuple(found))
 
 

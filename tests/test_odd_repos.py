@@ -147,6 +147,15 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
     assert f"worktree {repo.path}{os.sep}.git" in made.stdout
     gc = run_bytes_safe(["git", "slurm-gc", "--dry-run"], cwd=repo.path, env=strict)
     assert gc.returncode == 0 and f"would keep {repo.path}" in gc.stdout, gc.stderr
+    # the reminder's one line about an error naming such a path never fails the checkout
+    nowhere = {**strict, "GIT_DIR": str(repo.path / "nope")}
+    hook = run_bytes_safe(
+        [sys.executable, "-m", "git_slurm.cli.post_checkout", "0", "0", "1"],
+        cwd=repo.path,
+        env=nowhere,
+    )
+    assert hook.returncode == 0, hook.stderr
+    assert hook.stdout == f"git-slurm: no reminder: not a git repository: '{repo.path / 'nope'}'\n"
 
 
 # ---- 13.2: branch prefixes git cannot store ---------------------------------------------------
@@ -159,6 +168,7 @@ def test_a_non_utf8_path_is_printed_whatever_the_locale_says(tmp_path: Path) -> 
         ("main/a/b", "the branch 'main' exists"),
         ("x" * 240, "too long; a snapshot branch's name would be a file name of 267 bytes"),
         ("ok/" + "y" * 240, "too long"),
+        ("-x", "it must make a valid branch name"),  # a ref, but no branch git accepts
     ],
 )
 def test_a_prefix_git_cannot_store_is_refused_at_once(repo: Repo, prefix: str, reason: str) -> None:
@@ -203,6 +213,12 @@ def test_a_checkout_owned_by_another_user_says_git_s_reason_and_advice(repo: Rep
                 "exception for this directory, call: "
                 f"git config --global --add safe.directory {repo.path}\n"
             )
+        # trusted for one command (`git -c safe.directory=...`): every git call of ours too
+        once = run_tool(
+            "-c", f"safe.directory={repo.path}", "slurm-snapshot", "--json", "--no-push",
+            "--no-worktree", cwd=repo.path,
+        )  # fmt: skip
+        assert once.returncode == 0, once.stderr
         # git's advice, taken, is enough: every git call of ours honours it
         trusted = run_tool(
             "config", "--global", "--add", "safe.directory", str(repo.path), cwd=repo.path
@@ -214,6 +230,25 @@ def test_a_checkout_owned_by_another_user_says_git_s_reason_and_advice(repo: Rep
     finally:
         owned_by_another_user(repo.path, 0)
     assert user_state(repo.path) == before
+
+
+def test_a_remote_owned_by_another_user_says_git_s_reason(repo: Repo, tmp_path: Path) -> None:
+    """Before, the error was git's last line: "and the repository exists."."""
+    remote = tmp_path / "shared.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    owned_by_another_user(remote, OTHER_UID)
+    repo.git("remote", "add", "origin", str(remote))
+    before = user_state(repo.path)
+    refused = repo.snapshot("--push")
+    assert_one_error_line(refused)
+    assert refused.stderr.startswith("error: push of slurm-job-") and refused.stderr.endswith(
+        f" to origin failed: detected dubious ownership in repository at '{remote}'; To add an "
+        f"exception for this directory, call: git config --global --add safe.directory {remote}; "
+        "Could not read from remote repository. Please make sure you have the correct access "
+        "rights and the repository exists.\n"
+    ), refused.stderr
+    assert user_state(repo.path) == before
+    assert snapshot_branches(repo) == []
 
 
 @pytest.mark.parametrize(
@@ -272,6 +307,30 @@ def test_a_link_path_that_is_tracked_code_is_refused(repo: Repo, link: str, said
     """Before: the snapshot's copy was replaced by a link to the live file."""
     repo.write("pkg/model.py", "VERSION = 2\n")
     assert_refused_unchanged(repo, "--link", link, said=said)
+
+
+def test_a_tracked_empty_placeholder_under_a_link_path_is_no_code(repo: Repo) -> None:
+    """`outputs/.gitkeep`, `multirun/.gitignore` (tracked so the directory exists, or to ignore
+    what lands there) hold no code: the default links still work, and the worktree's paths are
+    the links. Any other tracked file beside them is code, and refused."""
+    repo.write("outputs/.gitkeep", "")
+    repo.write("multirun/.gitignore", "*\n!.gitignore\n")
+    repo.write(".submitit/.keep", "")
+    repo.write("outputs/helper.py", "X = 1\n")
+    repo.git("add", "-f", "outputs", "multirun", ".submitit")  # the fixture ignores them
+    repo.commit("placeholders and code under outputs")
+    assert_refused_unchanged(
+        repo,
+        "--link",
+        "outputs",
+        said="link path 'outputs' holds 1 tracked file (outputs/helper.py)",
+    )
+    repo.git("rm", "-q", "outputs/helper.py")
+    repo.commit("placeholders only")
+    snap = snapshot_json_unchanged(repo, "--no-push")
+    worktree = Path(snap["worktree"])
+    assert os.readlink(worktree / "outputs") == str(repo.path / "outputs")
+    assert os.readlink(worktree / "multirun") == str(repo.path / "multirun")
 
 
 def test_link_paths_are_never_snapshotted_and_a_note_says_what_to_ignore(tmp_path: Path) -> None:
@@ -404,6 +463,17 @@ def test_git_dash_c_and_git_config_count_are_honoured(repo: Repo) -> None:
     )  # fmt: skip
     branch, author = branch_and_author(given, repo)
     assert branch.startswith("dash-c-") and author == "Dash C <test@example.com>"
+    excludes = repo.path.parent / "excludes"
+    excludes.write_text("secret.txt\n")
+    repo.write("secret.txt", "not for the snapshot\n")
+    ignoring = run_tool(
+        "-c", f"core.excludesFile={excludes}", "slurm-snapshot", "--json", "--no-push",
+        "--no-worktree", cwd=repo.path,
+    )  # fmt: skip
+    assert ignoring.returncode == 0, ignoring.stderr
+    tree = repo.git("ls-tree", "-r", "--name-only", ignoring.json()["commit"]).split()
+    assert "secret.txt" not in tree and "pkg/model.py" in tree
+    (repo.path / "secret.txt").unlink()
     assert [Path(ln["path"]).name for ln in given.json()["links"]] == ["logs"]
 
     repo.write("pkg/model.py", "VERSION = 3\n")

@@ -11,6 +11,7 @@ from plumbum import cli
 
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
+from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
 from git_slurm.repo import Checkout, discover
@@ -84,20 +85,20 @@ class SnapshotApp(GitSlurmApp):
     )
 
     def main(self) -> int:
+        show_progress(not self.quiet and sys.stderr.isatty())  # git's, of a push or checkout
         checkout = discover()
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
 
-            said = install(checkout) if self.install_hooks else uninstall(checkout)
-            print(said)
+            self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
         snapshot = take_snapshot(checkout, self.options(checkout))
         if self.json:
             print_json(snapshot.to_json())
         else:
-            print(describe(snapshot))
+            self.say(describe(snapshot))
         for note in snapshot.notes:
-            print(f"git-slurm: {note}", file=sys.stderr)
+            self.note(note)
         return 0
 
     def options(self, checkout: Checkout) -> SnapshotOptions:
@@ -171,7 +172,8 @@ MANUAL = ManSource(
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
         "Link paths hold outputs, never code: they are left out of the snapshot whether git "
         "ignores them or not (a note says which ones git does not ignore, with the .gitignore "
-        "lines to add), and a link path that is tracked, or holds tracked files, is refused. A "
+        "lines to add), and a link path that is tracked, or holds tracked files, is refused "
+        "(placeholders such as .gitkeep or .gitignore aside). A "
         "link path may itself be a symlink (multirun pointing to scratch): the worktree's link "
         "points at it, and nothing is created outside the repository; a path under a symlink "
         "that leaves the repository, and overlapping link paths, are refused before anything "
@@ -200,13 +202,15 @@ MANUAL = ManSource(
         "else. The hook is a short sh script marked as git-slurm's; it runs git-slurm with the "
         "absolute path of the Python that ran --install-hooks, so it works without the venv on "
         "PATH (install again after moving the venv). A post-checkout hook already there that "
-        "is not git-slurm's (git-lfs installs one) is renamed post-checkout.legacy and runs "
-        "first with the same arguments; its exit status stays the hook's, and so the "
-        "checkout's. Installing again changes nothing. When core.hooksPath sends git to "
+        "is not git-slurm's (git-lfs installs one) is renamed post-checkout.before-git-slurm and "
+        "runs first with the same arguments; its exit status stays the hook's, and so the "
+        "checkout's. Under pre-commit's own post-checkout hook, git-slurm's is installed as "
+        "post-checkout.legacy, which pre-commit runs first (also when pre-commit is installed "
+        "after git-slurm). Installing again changes nothing. When core.hooksPath sends git to "
         "another directory, the command refuses and says where; users of the pre-commit "
         "framework use its hook id git-slurm-reminders (stage post-checkout) instead. "
         "--uninstall-hooks removes git-slurm's hook and the reminder's cache and renames "
-        "post-checkout.legacy back, leaving the hooks directory as it was.",
+        "the hook it chained back, leaving the hooks directory as it was.",
         "After a branch checkout the hook prints at most two lines, and only when there is "
         "something to say: how many snapshot worktrees are older than slurm.gcOlderThan with "
         "no live job, how much disk they hold, and the git slurm-gc command that removes them; "

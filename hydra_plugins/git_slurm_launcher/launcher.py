@@ -162,6 +162,9 @@ class BaseSubmititLauncher(Launcher):
             prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
         if not wait:
             return self._queued(jobs, job_overrides, configs, initial_job_idx)
+        from hydra_plugins.git_slurm_launcher._progress import wait_for
+
+        wait_for(jobs, initial_job_idx)  # says what it queued, how far it is, what failed
         return [j.results()[0] for j in jobs]
 
     def _submit(
