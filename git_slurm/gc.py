@@ -6,16 +6,18 @@ A worktree is removed only when every rule lets it go:
    "being made" lock reason and no record. One made on this host goes at once when no
    process holds its tree's `tree_lock` (its maker held it throughout, and the kernel drops
    a dead process's flock), and stays while one does; one made elsewhere goes once untouched
-   for `IN_USE_GRACE` and `older_than`. A lock with someone else's reason means "keep it".
+   for `MAKING_GRACE` and `older_than`. A lock with someone else's reason means "keep it".
 2. It was last used more than `older_than` ago (a reused worktree is young again), and a launch
-   is not between making the snapshot and recording its jobs (`IN_USE_GRACE`).
+   is not between making the snapshot and recording its jobs: its launcher still lives
+   (`--handoff`; from another host: for `HANDOFF_GRACE`). A snapshot made by hand has no
+   hand-off.
 3. None of its recorded jobs is live (`jobstate`: pending, running, requeued, unknown ...).
 4. It holds no file a job wrote, unless `force`: everything `git status` shows besides the
    snapshot's own links would be lost with it. (A half-made snapshot never had a job: its
    path is printed only once its record is written.)
 
 Besides worktrees, gc removes what a killed capture leaves in a git dir: its private index
-copy (`git-slurm-index.*`) and a record being replaced, once older than `IN_USE_GRACE`.
+copy (`git-slurm-index.*`) and a record being replaced, once older than `TEMP_FILE_GRACE`.
 
 Rules 1-2 are read without a lock and the jobs asked for in one batch; rule 4 and the removal
 run under `repository_lock`, after checking that the record did not change meanwhile, so a
@@ -37,11 +39,15 @@ from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git
-from git_slurm.jobstate import JobStatus, job_states
+from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
 from git_slurm.records import (
-    IN_USE_GRACE,
+    HANDOFF_GRACE,
     LOCK_REASON_MARK,
+    MAKING_GRACE,
     RECORD_NAME,
+    TEMP_FILE_GRACE,
+    Handoff,
+    JobKey,
     JobRef,
     Launch,
     SnapshotRecord,
@@ -65,6 +71,7 @@ class JobReport:
     id: str
     kind: str
     host: str
+    cluster: Optional[str]
     state: str
     live: bool
     detail: str
@@ -170,8 +177,9 @@ def collect(
     report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
     candidates = find_candidates(checkout.common_dir)
     due = survey(report, candidates, checkout)
-    statuses = job_states(_jobs_of(due), JOB_QUERY_TIMEOUT)  # no job: no query
-    settle_all(report, checkout, due, statuses)
+    # nothing due: SLURM is not asked at all
+    jobs = survey_jobs(_jobs_of(due), JOB_QUERY_TIMEOUT) if due else Survey(statuses={})
+    settle_all(report, checkout, due, jobs)
     report.temp_files = sweep_temp_files(checkout.common_dir, now, dry_run)
     if branches:
         known = [c.record for c in candidates if c.record is not None]
@@ -198,17 +206,15 @@ def survey(report: GcReport, candidates: list[Candidate], checkout: Checkout) ->
     return due
 
 
-def settle_all(
-    report: GcReport, checkout: Checkout, due: list[Candidate], statuses: dict[str, JobStatus]
-) -> None:
+def settle_all(report: GcReport, checkout: Checkout, due: list[Candidate], jobs: Survey) -> None:
     """Decide on (and unless dry_run remove) every due worktree, then prune the vanished."""
     # Measured before anything goes: snapshots hard-link the files they share, and a link
     # count read after a sibling's removal would make the shared data look like this one's.
-    usages = {c.id: measure(c) for c in due if not _live_jobs(c, statuses)}
+    usages = {c.id: measure(c) for c in due if not _live_jobs(c, jobs.statuses)}
     for candidate in due:
         usage = usages.get(candidate.id)
         outcome = settle(
-            checkout, candidate, statuses, force=report.force, dry_run=report.dry_run, usage=usage
+            checkout, candidate, jobs, force=report.force, dry_run=report.dry_run, usage=usage
         )
         if outcome is not None:  # None: a concurrent gc removed it meanwhile
             report.worktrees.append(outcome)
@@ -324,7 +330,7 @@ def _precheck_half_made(
         idle = now - last_activity(candidate)
     except OSError:
         return None  # the admin dir vanished: settle() finds out under the lock
-    if idle <= IN_USE_GRACE:
+    if idle <= MAKING_GRACE:
         return kept(candidate, "in-use", f"a snapshot is being made (changed {_ago(idle)} ago)")
     if idle <= older_than:
         return kept(candidate, "younger", f"half made, younger than {_ago(older_than)}")
@@ -343,13 +349,34 @@ def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
     """Why a just-launched worktree must stay although --older-than says otherwise, if it must.
 
     A launch makes (or reuses) the snapshot, submits the jobs and only then records them: in
-    between, no record shows that jobs are about to run here.
+    between, no record shows that jobs are about to run here. The launcher named itself
+    (`--handoff`): on this host gc asks whether that process still lives; a launcher on
+    another host is waited for `HANDOFF_GRACE`. A snapshot made by hand names none.
     """
-    launches = record.launches or [Launch(branch="", commit="", time=record.created)]
-    for launch in launches:
-        since = now - launch.time
-        if since <= IN_USE_GRACE and not _recorded(record, launch):
-            return f"launched {_ago(since)} ago; its jobs may not be recorded yet"
+    for launch in record.launches:
+        if not _recorded(record, launch):
+            why = handoff_pending(launch, now)
+            if why is not None:
+                return why
+    return None
+
+
+def handoff_pending(launch: Launch, now: float) -> Optional[str]:
+    """Why the process that will record `launch`'s jobs may still do so, if it may."""
+    if launch.handoff is None:
+        return None
+    try:
+        handoff = Handoff.parse(launch.handoff)
+    except ValueError:
+        handoff = Handoff(f"unknown host ({launch.handoff!r})", 0, 0)
+    if handoff.host == socket.gethostname():
+        ref = JobRef(str(handoff.pid), "local", handoff.host, start_ticks=handoff.start_ticks)
+        if local_state(ref).live:
+            return f"its launcher (pid {handoff.pid}) has not recorded its jobs yet"
+        return None
+    since = now - launch.time
+    if since <= HANDOFF_GRACE:
+        return f"launched {_ago(since)} ago on {handoff.host}; its jobs may not be recorded yet"
     return None
 
 
@@ -372,17 +399,20 @@ def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:
 def settle(
     checkout: Checkout,
     candidate: Candidate,
-    statuses: dict[str, JobStatus],
+    survey: Survey,
     *,
     force: bool,
     dry_run: bool,
     usage: Optional[Usage] = None,
 ) -> Optional[WorktreeReport]:
     """Remove one due worktree, or say why not; None when it is gone already."""
-    jobs = _live_jobs(candidate, statuses, live_only=False)
+    jobs = _live_jobs(candidate, survey.statuses, live_only=False)
     live = [job for job in jobs if job.live]
     if live:
         return kept(candidate, "live-job", _live_detail(live), jobs=jobs)
+    working = unrecorded_job_use(candidate.worktree, survey)
+    if working is not None:
+        return kept(candidate, "live-job", working, jobs=jobs)
     with repository_lock(checkout.common_dir):
         if not candidate.admin.is_dir():
             return None
@@ -395,11 +425,24 @@ def settle(
 
 
 def _live_jobs(
-    candidate: Candidate, statuses: dict[str, JobStatus], live_only: bool = True
+    candidate: Candidate, statuses: dict[JobKey, JobStatus], live_only: bool = True
 ) -> list[JobReport]:
     """The candidate's jobs with their states (only the live ones, unless told otherwise)."""
     jobs = [_job_report(job, statuses) for job in candidate.record.jobs] if candidate.record else []
     return [job for job in jobs if job.live or not live_only]
+
+
+def unrecorded_job_use(worktree: Path, survey: Survey) -> Optional[str]:
+    """Why a live SLURM job may work in `worktree` although no record says so, if one may:
+    its working directory lies in it (`sbatch --chdir` by hand, a launch that died before
+    recording), or the user's jobs could not be listed."""
+    if survey.unlisted is not None:
+        return f"cannot list your SLURM jobs, one may work in it: {survey.unlisted}"
+    inside = workdirs_in(survey.live_workdirs, worktree)
+    if inside:
+        more = f" (+{len(inside) - 1} more)" if len(inside) > 1 else ""
+        return f"a live SLURM job works in it: {inside[0]}{more}"
+    return None
 
 
 def measure(candidate: Candidate) -> Usage:
@@ -506,7 +549,7 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
     the half-written records (`records.write_record`) that a killed snapshot left behind.
 
     Nothing tells a live capture's copy from a dead one's, so only those whose inode changed
-    longer than `IN_USE_GRACE` ago go (the ctime: the copy keeps the user's index's mtime).
+    longer than `TEMP_FILE_GRACE` ago go (the ctime: the copy keeps the user's index's mtime).
     """
     git_dirs = [common_dir, *(common_dir / "worktrees").glob("*")]
     patterns = ("git-slurm-index.*", f"{RECORD_NAME}.*.tmp")
@@ -514,7 +557,7 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
     for git_dir in git_dirs:
         for path in (p for pattern in patterns for p in git_dir.glob(pattern)):
             try:
-                if path.is_file() and now - path.lstat().st_ctime > IN_USE_GRACE:
+                if path.is_file() and now - path.lstat().st_ctime > TEMP_FILE_GRACE:
                     stale.append(path)
             except OSError:
                 continue
@@ -658,9 +701,11 @@ def _with_files(report: WorktreeReport, files: list[str]) -> WorktreeReport:
     return report
 
 
-def _job_report(job: JobRef, statuses: dict[str, JobStatus]) -> JobReport:
-    status = statuses.get(job.id, JobStatus("UNKNOWN", True, "not asked"))
-    return JobReport(job.id, job.kind, job.host, status.state, status.live, status.detail)
+def _job_report(job: JobRef, statuses: dict[JobKey, JobStatus]) -> JobReport:
+    status = statuses.get(job.key, JobStatus("UNKNOWN", True, "not asked"))
+    return JobReport(
+        job.id, job.kind, job.host, job.cluster, status.state, status.live, status.detail
+    )
 
 
 def _live_detail(live: list[JobReport]) -> str:

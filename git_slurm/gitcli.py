@@ -17,7 +17,7 @@ from typing import Any, Optional
 from plumbum import local
 
 from git_slurm.errors import ExitCode, GitSlurmError, last_line
-from git_slurm.processes import kill_tree
+from git_slurm.processes import OWN_GROUP, kill_tree
 
 # `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
 REPO_LOCAL_VARS = (
@@ -93,6 +93,7 @@ def run_git(
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             encoding="utf-8",
             errors="surrogateescape",  # paths that are not UTF-8 make the round trip
+            **OWN_GROUP,  # kill_tree ends git with everything it started
         )
     try:
         out, err = proc.communicate(stdin, timeout=timeout)

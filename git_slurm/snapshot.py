@@ -53,6 +53,7 @@ class SnapshotOptions:
     max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED
     submodules: bool = False  # check submodules out in the worktree, from the local clones
     push_timeout: float = PUSH_TIMEOUT  # seconds; then the push is killed, helpers included
+    handoff: Optional[str] = None  # records.Handoff token of the launcher recording the jobs
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,9 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         placed = _Placement()
         if worktree_dir is not None:
             target = _Target(
-                worktree_dir, branch, commit, base, capture.tree, link_rels, options.submodules
-            )
+                worktree_dir, branch, commit, base, capture.tree, link_rels, options.submodules,
+                options.handoff,
+            )  # fmt: skip
             placed = _materialise(checkout, target)
     except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
         _undo_branch(checkout, options, branch, commit, pushed)
@@ -232,6 +234,7 @@ class _Target:
     tree: Oid
     link_rels: list[str]
     submodules: bool
+    handoff: Optional[str] = None
 
 
 def _materialise(checkout: Checkout, target: _Target) -> _Placement:
@@ -247,7 +250,7 @@ def _materialise(checkout: Checkout, target: _Target) -> _Placement:
 def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
     """Record this launch in a worktree that already holds what `target` needs, if any."""
     now = time.time()
-    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
+    launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
             if _reusable(record, admin, checkout.toplevel, target):
@@ -260,7 +263,7 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
 
 def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
     now = time.time()
-    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
+    launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     path = target.worktree_dir / str(target.branch)
     made = materialise(
         checkout.git,
