@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gitrepo import Repo, run_tool
 from slurm_support import wait_for_job_state
+from test_processes import alive
 
 from git_slurm.records import JobRef, add_jobs
 
@@ -122,15 +123,6 @@ def wrapper(directory: Path, name: str, body: str) -> None:
     script = directory / name
     script.write_text(f"#!/bin/sh\n{body.replace('REAL', real.stdout.strip())}\n")
     script.chmod(0o755)
-
-
-def alive(pid: int) -> bool:
-    """Is `pid` a process that has not exited (a zombie has)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def test_a_wrapper_whose_helper_holds_the_pipe_is_answered_and_cleaned_up(
