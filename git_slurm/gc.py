@@ -571,32 +571,72 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
 
 
 def job_written_files(candidate: Candidate) -> list[str]:
-    """Paths in the worktree that are not the snapshot's and not its links.
+    """Paths in the worktree that are not the snapshot's, not its links, and not caches.
 
     `git status` against the snapshot commit lists them: untracked and ignored files (a job's
     `wandb/` is usually ignored) and changed tracked files; in every submodule checked out in
-    it as well (the worktree's own status sees no ignored file inside one). Left out: the
-    recorded link paths while they are symlinks (removal unlinks them, nothing behind them is
-    touched), paths behind any symlink (not in the worktree at all), and paths that no longer
-    exist.
+    it as well (the worktree's own status sees no ignored file inside one). git looks into
+    no submodule directory that is not checked out (the snapshot leaves them empty without
+    --submodules): whatever is in one was written there, and counts. Left out: the recorded
+    link paths while they are symlinks (removal unlinks them, nothing behind them is
+    touched), paths behind any symlink (not in the worktree at all), paths that no longer
+    exist, and caches a job regenerates (`regenerable`).
     """
     links = set(candidate.record.links) if candidate.record else None
-    found = [
-        path
-        for path in unsaved_paths(Git(candidate.admin, candidate.worktree))
-        if holds_data(candidate.worktree, path.rstrip("/"), links)
-    ]
     nested_worktrees = (candidate.record.submodules if candidate.record else None) or []
+    trees = [("", candidate.worktree, candidate.admin, links)]
     for rel in nested_worktrees:
-        nested = candidate.worktree / rel
-        admin = admin_dir_of(nested)
-        if admin is None:
-            continue
-        found += [
-            f"{rel}/{path}"
-            for path in unsaved_paths(Git(admin, nested))
-            if holds_data(nested, path.rstrip("/"), set())
+        admin = admin_dir_of(candidate.worktree / rel)
+        if admin is not None:
+            trees.append((f"{rel}/", candidate.worktree / rel, admin, set()))
+    found = []
+    for prefix, root, admin, tree_links in trees:
+        git = Git(admin, root)
+        unsaved = unsaved_paths(git)
+        unsaved += [
+            f"{sub}/{path}"
+            for sub in gitlinks(git)
+            if f"{prefix}{sub}" not in nested_worktrees
+            for path in files_below(root / sub)
         ]
+        found += [
+            f"{prefix}{path}"
+            for path in unsaved
+            if holds_data(root, path.rstrip("/"), tree_links) and not regenerable(path)
+        ]
+    return found
+
+
+# Caches that a run writes and the next run regenerates from the code alone: not job data.
+# (`.ipynb_checkpoints` is not among them: it holds a notebook's earlier contents.)
+CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+CACHE_SUFFIXES = (".pyc", ".pyo")
+
+
+def regenerable(rel: str) -> bool:
+    """Is `rel` (relative, `/`-separated) a cache file: bytecode, or inside a tool's cache?"""
+    parts = PurePosixPath(rel.rstrip("/")).parts
+    if any(part in CACHE_DIRS - {"__pycache__"} for part in parts[:-1]):
+        return True
+    if rel.endswith("/"):
+        return parts[-1] in CACHE_DIRS
+    return parts[-1].endswith(CACHE_SUFFIXES)
+
+
+def gitlinks(git: Git) -> list[str]:
+    """The submodule paths of a work tree's index (mode 160000)."""
+    _, out, _ = git.run("ls-files", "--stage", "-z", check=False)
+    entries = (entry.split("\t", 1) for entry in out.split("\0") if "\t" in entry)
+    return [path for meta, path in entries if meta.startswith("160000 ")]
+
+
+def files_below(directory: Path) -> list[str]:
+    """Every non-directory below `directory`, relative to it; symlinks are not followed."""
+    found = []
+    for top, dirs, files in os.walk(directory):
+        rel = Path(top).relative_to(directory)
+        found += [(rel / name).as_posix() for name in files]
+        found += [(rel / name).as_posix() for name in dirs if (Path(top) / name).is_symlink()]
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,29 @@ def test_a_job_submitted_by_hand_into_a_worktree_keeps_it(
     wait_for_job_state(job, {"CANCELLED"}, TIMEOUT)
     removed = gc(repo, {})
     assert removed["action"] == "removed" and not worktree.exists()
+
+
+def test_what_a_real_job_wrote_keeps_its_worktree_and_its_bytecode_does_not(
+    repo: Repo, jobs: list[str]
+) -> None:
+    """A real SLURM job imports the snapshot's code (Python writes `__pycache__/`) and writes
+    a result: only the result is job data."""
+    repo.write("pkg/__init__.py", "")
+    repo.write("pkg/mod.py", "X = 1\n")
+    worktree = Path(repo.snapshot_json()["worktree"])
+    script = "import pathlib, pkg.mod; pathlib.Path('result.txt').write_text('42')"
+    out = slurm(
+        "sbatch", "--parsable", f"--chdir={worktree}", "--output=/dev/null",
+        "--export=ALL,PYTHONDONTWRITEBYTECODE=,PYTHONPYCACHEPREFIX=",
+        "--wrap", f"{sys.executable} -c \"{script}\"",
+    )  # fmt: skip
+    job = out.strip().split(";")[0]
+    jobs.append(job)
+    add_jobs(worktree, [JobRef(id=job, kind="slurm")])
+    assert wait_for_job_state(job, {"COMPLETED"}, TIMEOUT) == "COMPLETED"
+    assert list((worktree / "pkg" / "__pycache__").glob("*.pyc"))
+
+    kept = gc(repo, {})
+    assert (kept["reason"], kept["job_files"]) == ("job-files", ["result.txt"])
+    (worktree / "result.txt").unlink()
+    assert gc(repo, {})["action"] == "removed" and not worktree.exists()
