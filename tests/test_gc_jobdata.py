@@ -17,7 +17,6 @@ from test_submodules import project as submodule_project
 
 from git_slurm.gc import regenerable
 
-
 BYTECODE_OFF = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
 
 
