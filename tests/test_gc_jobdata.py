@@ -29,7 +29,8 @@ def gc(repo: Repo, *args: str) -> dict[str, Any]:
 
 @pytest.fixture
 def project(tmp_path: Path, silent_server: SilentServer) -> Repo:
-    return submodule_project.__wrapped__(tmp_path, silent_server)  # type: ignore[attr-defined]
+    made: Repo = submodule_project.__wrapped__(tmp_path, silent_server)  # type: ignore[attr-defined]
+    return made
 
 
 @pytest.mark.parametrize("where", ["lib/results.csv", "lib/deep/er/model.ckpt", "lib/.hidden"])
