@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from git_slurm import gcbranches, submodules
+from git_slurm import config, gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
@@ -42,7 +42,6 @@ from git_slurm.gitcli import Git
 from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
 from git_slurm.records import (
     HANDOFF_GRACE,
-    LOCK_REASON_MARK,
     MAKING_GRACE,
     RECORD_NAME,
     TEMP_FILE_GRACE,
@@ -52,13 +51,15 @@ from git_slurm.records import (
     Launch,
     SnapshotRecord,
     admin_dir_of,
+    lock_text,
     making_branch_and_host,
     read_record,
     repository_lock,
     tree_lock_is_free,
+    user_lock,
 )
 from git_slurm.repo import Checkout
-from git_slurm.worktrees import prune_only
+from git_slurm.worktrees import DEFAULT_DIR_NAME, prune_only
 
 JOB_QUERY_TIMEOUT = 10.0
 MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
@@ -146,6 +147,9 @@ class Candidate:
     # without a record: (branch, host) its "being made" lock reason names, read when found
     # (a report after its removal still names the branch)
     making: Optional[tuple[str, Optional[str]]] = None
+    # where git's links say it is, when it was found elsewhere (the repository was moved);
+    # `git worktree repair` makes git find it again before it is removed
+    moved_from: Optional[Path] = None
 
     @property
     def id(self) -> str:
@@ -175,7 +179,11 @@ def collect(
     if remote is not None:
         gcbranches.check_remote(checkout.git, remote, branches)
     report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
-    candidates = find_candidates(checkout.common_dir)
+    search = [
+        checkout.common_dir / DEFAULT_DIR_NAME,
+        config.SlurmConfig(checkout.git).worktree_dir(checkout),
+    ]
+    candidates = find_candidates(checkout.common_dir, search)
     due = survey(report, candidates, checkout)
     # nothing due: SLURM is not asked at all
     jobs = survey_jobs(_jobs_of(due), JOB_QUERY_TIMEOUT) if due else Survey(statuses={})
@@ -226,8 +234,10 @@ def settle_all(report: GcReport, checkout: Checkout, due: list[Candidate], jobs:
 # ---- finding our worktrees ---------------------------------------------------------------
 
 
-def find_candidates(common_dir: Path) -> list[Candidate]:
-    """Every worktree git-slurm made in this repository: by record, never by name."""
+def find_candidates(common_dir: Path, search: Sequence[Path] = ()) -> list[Candidate]:
+    """Every worktree git-slurm made in this repository: by record, never by name. One whose
+    directory is not where git last saw it is looked for in `search` (the worktree dirs): a
+    repository moved with its snapshots inside leaves git's links pointing at the old place."""
     found = []
     for admin in sorted((common_dir / "worktrees").glob("*")):
         record = read_record(admin)
@@ -235,9 +245,38 @@ def find_candidates(common_dir: Path) -> list[Candidate]:
         if record is None and making is None:
             continue
         worktree = worktree_of(admin) or (Path(record.worktree) if record else None)
-        if worktree is not None:
-            found.append(Candidate(admin, worktree, record, making))
+        if worktree is None:
+            continue
+        moved = None
+        if not os.path.lexists(worktree / ".git"):
+            moved = relocated(admin, worktree.name, search)
+        found.append(
+            Candidate(admin, moved or worktree, record, making, moved_from=moved and worktree)
+        )
     return found
+
+
+def worktree_dirs(checkout: Checkout) -> list[Path]:
+    """Where snapshot worktrees are made: the default dir, and `slurm.worktreeDir`."""
+    configured = config.SlurmConfig(checkout.git).worktree_dir(checkout)
+    return [checkout.common_dir / DEFAULT_DIR_NAME, configured]
+
+
+def relocated(admin: Path, name: str, search: Sequence[Path]) -> Optional[Path]:
+    """The directory `name` in one of `search` whose `.git` file names admin dir `admin`
+    (by its id: the path it names is the old one)."""
+    for directory in dict.fromkeys(search):
+        path = directory / name
+        try:
+            text = (path / ".git").read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if text.startswith("gitdir: ") and PurePosixPath(text[8:]).parts[-2:] == (
+            "worktrees",
+            admin.name,
+        ):
+            return path
+    return None
 
 
 def worktree_of(admin: Path) -> Optional[Path]:
@@ -252,7 +291,7 @@ def worktree_of(admin: Path) -> Optional[Path]:
 def making_of(admin: Path) -> Optional[tuple[str, Optional[str]]]:
     """(branch, host) when locked by `worktrees.add_worktree` and never given a record: being
     made, or crashed, by us."""
-    return making_branch_and_host(_lock_reason(admin) or "")
+    return making_branch_and_host(lock_text(admin) or "")
 
 
 def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
@@ -308,7 +347,7 @@ def precheck(
         if alive is None:
             return _precheck_half_made(candidate, older_than, now)
         return kept(candidate, "in-use", "a snapshot is being made") if alive else None
-    foreign = foreign_lock(candidate.admin)
+    foreign = user_lock(candidate.admin)
     if foreign is not None:
         return kept(candidate, "locked", f"locked by someone else: {foreign}")
     record = candidate.record
@@ -335,14 +374,6 @@ def _precheck_half_made(
     if idle <= older_than:
         return kept(candidate, "younger", f"half made, younger than {_ago(older_than)}")
     return None
-
-
-def foreign_lock(admin: Path) -> Optional[str]:
-    """The reason of a lock that is not git-slurm's: whoever locked it wants it kept."""
-    reason = _lock_reason(admin)
-    if reason is None or reason.startswith(LOCK_REASON_MARK):
-        return None
-    return reason.strip() or "no reason given"
 
 
 def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
@@ -419,6 +450,8 @@ def settle(
         if _changed(candidate):
             return kept(candidate, "in-use", "used again while gc ran", jobs=jobs)
         usage = usage or measure(candidate)
+        if candidate.moved_from is not None and not dry_run:
+            checkout.git.run("worktree", "repair", str(candidate.worktree), check=False)
         if not os.path.lexists(candidate.worktree / ".git"):
             return _vanished(checkout, candidate, jobs, usage, dry_run)
         return _remove_if_clean(checkout, candidate, jobs, usage, force=force, dry_run=dry_run)
@@ -504,7 +537,7 @@ def _remove_if_clean(
 def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     """`git worktree unlock` + `git worktree remove`: links go as links, nothing behind them
     is followed. On failure the lock is put back, so the worktree stays protected."""
-    reason = _lock_reason(candidate.admin)
+    reason = lock_text(candidate.admin)
     path = str(candidate.worktree)
     record = candidate.record
     nested = submodules.found_in(candidate.worktree) if record is None else record.submodules
@@ -517,13 +550,6 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     if candidate.admin.is_dir() and reason is not None:
         git.run("worktree", "lock", "--reason", reason, path, check=False)
     return f"git worktree remove failed: {last_line(err) or f'exit {rc}'}"
-
-
-def _lock_reason(admin: Path) -> Optional[str]:
-    try:
-        return (admin / "locked").read_text(encoding="utf-8")
-    except OSError:
-        return None
 
 
 def prune_vanished(checkout: Checkout, vanished: list[WorktreeReport]) -> list[str]:

@@ -160,11 +160,31 @@ def read_record(admin_dir: Path) -> Optional[SnapshotRecord]:
 
 
 def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
-    """Replace the record atomically, so a reader never sees half of it."""
+    """Replace the record atomically, so a reader never sees half of it; renew our lock
+    reason, never one the user gave (`user_lock`)."""
     tmp = admin_dir / f"{RECORD_NAME}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(admin_dir / RECORD_NAME)
-    (admin_dir / "locked").write_text(lock_reason(record), encoding="utf-8")
+    if user_lock(admin_dir) is None:
+        (admin_dir / "locked").write_text(lock_reason(record), encoding="utf-8")
+
+
+def lock_text(admin_dir: Path) -> Optional[str]:
+    """The reason of `git worktree lock` (empty when none was given); None: not locked."""
+    try:
+        return (admin_dir / "locked").read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def user_lock(admin_dir: Path) -> Optional[str]:
+    """The reason of a lock that is not git-slurm's (`git worktree lock [--reason]` by the
+    user): whoever locked it wants it kept, and git-slurm never re-locks, reuses or removes
+    it. None when it is unlocked or locked by git-slurm."""
+    reason = lock_text(admin_dir)
+    if reason is None or reason.startswith(LOCK_REASON_MARK):
+        return None
+    return reason.strip() or "no reason given"
 
 
 def making_reason(branch: str) -> str:

@@ -32,6 +32,7 @@ from git_slurm.records import (
     repository_lock,
     snapshot_worktrees,
     tree_lock,
+    user_lock,
     write_record,
 )
 from git_slurm.repo import Checkout
@@ -310,6 +311,7 @@ def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target
         and worktree.parent == target.worktree_dir
         and admin_dir_of(worktree) == admin
         and all(os.path.islink(worktree / rel) for rel in target.link_rels)
+        and user_lock(admin) is None  # the user locked it for a reason of their own: hands off
     )
 
 
