@@ -73,6 +73,7 @@ class JobReport:
     kind: str
     host: str
     cluster: Optional[str]
+    launch: Optional[str]  # the branch of the launch that submitted it
     state: str
     live: bool
     detail: str
@@ -388,7 +389,7 @@ def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
         if not _recorded(record, launch):
             why = handoff_pending(launch, now)
             if why is not None:
-                return why
+                return f"launch {launch.branch}: {why}" if len(record.launches) > 1 else why
     return None
 
 
@@ -461,8 +462,7 @@ def _live_jobs(
     candidate: Candidate, statuses: dict[JobKey, JobStatus], live_only: bool = True
 ) -> list[JobReport]:
     """The candidate's jobs with their states (only the live ones, unless told otherwise)."""
-    jobs = [_job_report(job, statuses) for job in candidate.record.jobs] if candidate.record else []
-    return [job for job in jobs if job.live or not live_only]
+    return [job for job in _job_reports(candidate, statuses) if job.live or not live_only]
 
 
 def unrecorded_job_use(worktree: Path, survey: Survey) -> Optional[str]:
@@ -735,7 +735,10 @@ def job_files_detail(files: Sequence[str]) -> str:
 def kept(
     candidate: Candidate, reason: str, detail: str, jobs: Iterable[JobReport] = ()
 ) -> WorktreeReport:
-    return _outcome(candidate, KEPT, reason, detail, list(jobs), Usage())
+    """A worktree that stays; without `jobs` (kept before SLURM was asked) its recorded jobs
+    are listed as NOT_ASKED."""
+    listed = list(jobs) or _job_reports(candidate, {})
+    return _outcome(candidate, KEPT, reason, detail, listed, Usage())
 
 
 def _outcome(
@@ -767,11 +770,21 @@ def _with_files(report: WorktreeReport, files: list[str]) -> WorktreeReport:
     return report
 
 
+def _job_reports(candidate: Candidate, statuses: dict[JobKey, JobStatus]) -> list[JobReport]:
+    jobs = candidate.record.jobs if candidate.record else []
+    return [_job_report(job, statuses) for job in jobs]
+
+
+# a job gc did not ask about (its worktree stays for another reason); live: not known to end
+NOT_ASKED = JobStatus("NOT_ASKED", True, "not asked: the worktree stays for another reason")
+
+
 def _job_report(job: JobRef, statuses: dict[JobKey, JobStatus]) -> JobReport:
-    status = statuses.get(job.key, JobStatus("UNKNOWN", True, "not asked"))
+    status = statuses.get(job.key, NOT_ASKED)
     return JobReport(
-        job.id, job.kind, job.host, job.cluster, status.state, status.live, status.detail
-    )
+        job.id, job.kind, job.host, job.cluster, job.launch, status.state, status.live,
+        status.detail,
+    )  # fmt: skip
 
 
 def _live_detail(live: list[JobReport]) -> str:

@@ -75,7 +75,8 @@ def collect_branches(
         age = now - origins[name].created
         if reason is None and age <= max(older_than, MAKING_GRACE):
             reason = ("younger", f"created {format_age(age)} ago")
-        action, why = (KEPT, reason) if reason else (DELETED, ("unused", "unused snapshot"))
+        unused = ("unused", f"created {format_age(age)} ago, used by no kept worktree")
+        action, why = (KEPT, reason) if reason else (DELETED, unused)
         reports.append(BranchReport(name, heads[name], action, why[0], why[1]))
     doomed = [r for r in reports if r.action == DELETED]
     if not dry_run:

@@ -561,8 +561,8 @@ def test_human_report_is_a_line_per_worktree_and_a_total(repo: Repo) -> None:
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines == [
-        f"kept {old}: holds 1 job-written file: notes.txt",
-        f"kept {young}: last used 1d ago, younger than 7d",
+        f"kept {old} ({branch_of(old)}; no jobs recorded): holds 1 job-written file: notes.txt",
+        f"kept {young} ({branch_of(young)}; no jobs recorded): last used 1d ago, younger than 7d",
         "2 snapshot worktrees (--older-than 7d): removed 0, pruned 0, kept 2; freed 0 B",
     ]
 

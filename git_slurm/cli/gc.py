@@ -95,31 +95,39 @@ VERBS = {
 
 
 def describe(report: GcReport, age_text: str) -> str:
-    """A line per worktree (and per branch deleted or kept for a reason worth saying), then
-    the totals."""
+    """A line per worktree and per snapshot branch (with --branches), then the totals."""
     lines = [worktree_line(w, report.dry_run) for w in report.worktrees]
-    lines += [branch_line(b, report.dry_run) for b in report.branches if _worth_a_line(b)]
+    lines += [branch_line(b, report.dry_run) for b in report.branches]
     lines.append(summary(report, age_text))
     return "\n".join(lines)
 
 
 def worktree_line(w: WorktreeReport, dry_run: bool) -> str:
+    """`kept <path> (<branches>; jobs 12, 13): <why>`: every launch and job it has."""
     verb = VERBS[(w.action, dry_run)]
     size = f", {human_bytes(w.freed_bytes)}" if w.action != KEPT else ""
     if size and w.shared_files:
         size += f" + {w.shared_files} files shared with other snapshots"
-    return f"{verb} {w.path}: {w.detail}{size}"
+    return f"{verb} {w.path} ({_whose(w)}): {w.detail}{size}"
 
 
-def _worth_a_line(b: BranchReport) -> bool:
-    return b.action == DELETED or b.reason not in ("younger", "in-use")
+def _whose(w: WorktreeReport) -> str:
+    branches = ", ".join(w.branches) or "no branch"
+    ids = [job.id for job in w.jobs]
+    shown = ", ".join(ids[:JOBS_SHOWN]) + (
+        f", +{len(ids) - JOBS_SHOWN}" if len(ids) > JOBS_SHOWN else ""
+    )
+    return f"{branches}; {'jobs ' + shown if ids else 'no jobs recorded'}"
+
+
+JOBS_SHOWN = 10  # job ids on a worktree's line (--json has them all)
 
 
 def branch_line(b: BranchReport, dry_run: bool) -> str:
     if b.action == DELETED:
         verb = "would delete" if dry_run else "deleted"
         where = f" (and on {b.remote})" if b.remote else ""
-        return f"{verb} branch {b.name}{where}"
+        return f"{verb} branch {b.name}{where}: {b.detail}"
     return f"{'would keep' if dry_run else 'kept'} branch {b.name}: {b.detail}"
 
 
