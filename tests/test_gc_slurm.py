@@ -94,7 +94,6 @@ def held_job(tmp_path: Path, jobs: list[str], *args: str) -> str:
     "hiding",
     [
         {"SQUEUE_PARTITION": "nosuch"},
-        {"SQUEUE_STATES": "COMPLETED"},
         {"SQUEUE_ACCOUNT": "nosuch"},
         {"SQUEUE_NAMES": "nosuch"},
         {"SQUEUE_QOS": "nosuch"},
