@@ -2,13 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+EXTRAS ?= dev
 
 .PHONY: demo test lint cluster cluster-stop cluster-status bench man
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[$(EXTRAS)]'
 	@# an editable install has no data files: link the man pages where `git help` finds them
 	mkdir -p $(VENV)/share/man/man1
 	ln -sf $(abspath man)/*.1 $(VENV)/share/man/man1/
@@ -35,6 +36,7 @@ cluster-stop:
 cluster-status:
 	bash tests/slurm/cluster.sh status
 
+# man pages and shell completions, both generated from the commands' switches
 man: $(VENV)/.installed
 	$(PY) -m git_slurm.manpages --write
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
 
@@ -20,10 +21,52 @@ SNAPSHOT_REFLOG_MARK = "git-slurm: snapshot of "
 
 
 def validate_prefix(git: Git, prefix: str) -> None:
-    """A prefix is good when `<prefix>-<stamp>` is a valid branch name."""
+    """A prefix is good when `<prefix>-<stamp>` is a valid branch name that git can create
+    here: checked before anything is made, so a bad one costs no spin through every name."""
     example = f"refs/heads/{prefix}-20000101-000000"
-    if not prefix or git.run("check-ref-format", example, check=False)[0] != 0:
+    # a leading `-` makes a valid ref but no branch name git accepts (`git switch -x-...`)
+    if (
+        not prefix
+        or prefix.startswith("-")
+        or git.run("check-ref-format", example, check=False)[0] != 0
+    ):
         raise UsageError(f"invalid branch prefix {prefix!r}: it must make a valid branch name")
+    _refuse_too_long(git, prefix)
+    _refuse_under_a_branch(git, prefix)
+
+
+def _refuse_too_long(git: Git, prefix: str) -> None:
+    """Each part of a ref name is a file (`<part>.lock` while it is written; the worktree's
+    directory too): one longer than the file system allows can never be created."""
+    longest = f"{prefix}-20000101-000000-{MAX_SAME_SECOND}.lock"
+    try:
+        limit = os.pathconf(git.git_dir, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in longest.split("/"):
+        if len(os.fsencode(part)) > limit:
+            raise UsageError(
+                f"invalid branch prefix {prefix[:40]!r}...: too long; a snapshot branch's name "
+                f"would be a file name of {len(os.fsencode(part))} bytes, and the file system "
+                f"allows {limit}"
+            )
+
+
+def _refuse_under_a_branch(git: Git, prefix: str) -> None:
+    """git stores `a/b` as a file under `a/`: no branch `a/b-...` while a branch `a` exists."""
+    parts = f"refs/heads/{prefix}".split("/")
+    above = ["/".join(parts[:n]) for n in range(3, len(parts))]
+    if not above:
+        return
+    listed = git.out("for-each-ref", "--format=%(refname)", "--", *above).splitlines()
+    clash = next((ref for ref in above if ref in listed), None)
+    if clash is not None:
+        short = clash.removeprefix("refs/heads/")
+        raise UsageError(
+            f"invalid branch prefix {prefix!r}: the branch {short!r} exists, and git cannot "
+            f"have a branch {short!r} and branches under {short + '/'!r} at once; choose "
+            "another prefix"
+        )
 
 
 def candidate_names(prefix: str, now: dt.datetime) -> Iterator[BranchName]:
@@ -50,9 +93,18 @@ def create_snapshot_branch(
         rc, _, err = git.run("update-ref", "-m", why, name.ref, target, "", check=False)
         if rc == 0:
             return name
-        if "exists" not in err and "lock" not in err.lower():
-            raise GitSlurmError(f"cannot create branch {name}: {err.strip()}")
+        if not _taken(git, name, err):
+            raise GitSlurmError(f"cannot create branch {name}: {git_reason(err)}")
     raise GitSlurmError(f"more than {MAX_SAME_SECOND} snapshot branches in one second")
+
+
+def _taken(git: Git, name: BranchName, err: str) -> bool:
+    """Did creating `name` fail only because the name is in use: the branch (or one under
+    `name/`) exists, or a concurrent snapshot holds its lock? Anything else is a real failure
+    that every further name would meet too."""
+    if "File exists" in err:  # `<ref>.lock`: another snapshot is creating this very name
+        return True
+    return bool(git.out("for-each-ref", "--count=1", "--format=%(refname)", "--", name.ref))
 
 
 def stamp_time(name: str) -> Optional[dt.datetime]:

@@ -14,14 +14,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from git_slurm import faults
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import Oid
+from git_slurm.records import admin_dir_of
 from git_slurm.repo import Checkout
 from git_slurm.worktrees import STREAMING
 
@@ -82,14 +83,19 @@ def in_progress_notes(checkout: Checkout) -> tuple[str, ...]:
 
 
 def _excluded_pathspecs(checkout: Checkout, keep_out: list[Path]) -> list[str]:
-    """Pathspecs that keep git-slurm's own directories (snapshot worktrees) out of a capture."""
+    """Pathspecs that keep paths out of a capture: git-slurm's own directories (snapshot
+    worktrees) and the link paths, which hold outputs, not code. A path counts by where it
+    lies in the work tree, not by where a symlink there points (`multirun` -> scratch)."""
     specs = []
     for path in keep_out:
-        try:
-            rel = path.resolve().relative_to(checkout.toplevel)
-        except ValueError:
-            continue
-        specs.append(f":(top,exclude){rel.as_posix()}")
+        for where in (Path(os.path.abspath(path)), path.resolve()):
+            try:
+                rel = where.relative_to(checkout.toplevel)
+            except ValueError:
+                continue
+            if rel.parts:
+                specs.append(f":(top,exclude,literal){rel.as_posix()}")
+            break
     return specs
 
 
@@ -99,6 +105,14 @@ class Changes:
 
     paths: list[str]  # modified, deleted, type-changed, unmerged and untracked paths
     untracked: list[str]
+    embedded: list[str] = field(default_factory=list)  # untracked directories with a .git
+
+    def without(self, left_out: set[str]) -> Changes:
+        return Changes(
+            [p for p in self.paths if p not in left_out],
+            [p for p in self.untracked if p not in left_out],
+            [p for p in self.embedded if p not in left_out],
+        )
 
 
 # One walk of the working tree, as `git add -A` makes, but without staging: so that too large
@@ -115,14 +129,14 @@ def working_tree_changes(git: Git, env: dict[str, str], pathspec: list[str]) -> 
     """The paths whose working-tree state differs from the index (`GIT_INDEX_FILE` in env)."""
     rc, out, err = git.run(*STATUS, *pathspec, env=env, check=False)
     if rc != 0:
-        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
+        raise GitSlurmError(f"cannot capture the working tree: {git_reason(err)}")
     return parse_status(out)
 
 
 def parse_status(porcelain_v2_z: str) -> Changes:
     """Paths to stage from `git status --porcelain=v2 -z`: a worktree change of a tracked
     entry (the second status letter), every unmerged entry, every untracked file."""
-    paths, untracked = [], []
+    paths, untracked, embedded = [], [], []
     fields = iter(porcelain_v2_z.split("\0"))
     for entry in fields:
         kind = entry[:1]
@@ -138,7 +152,22 @@ def parse_status(porcelain_v2_z: str) -> Changes:
             rel = entry[2:].rstrip("/")  # an embedded repository shows as a directory
             paths.append(rel)
             untracked.append(rel)
-    return Changes(paths, untracked)
+            if entry.endswith("/"):
+                embedded.append(rel)
+    return Changes(paths, untracked, embedded)
+
+
+def own_worktrees(checkout: Checkout, embedded: list[str]) -> set[str]:
+    """The embedded repositories that are worktrees of this very repository (snapshot
+    worktrees made inside the work tree by an earlier `--worktree-dir`): `git add -A` would
+    record each as a gitlink to this repository's own commit, never code of the snapshot."""
+    ours = checkout.common_dir / "worktrees"
+    return {rel for rel in embedded if _admin_parent(checkout.toplevel / rel) == ours}
+
+
+def _admin_parent(path: Path) -> Optional[Path]:
+    admin = admin_dir_of(path)
+    return None if admin is None else admin.parent
 
 
 def refuse_large_untracked(toplevel: Path, untracked: list[str], limit: int) -> None:
@@ -171,12 +200,7 @@ def stage(git: Git, env: dict[str, str], paths: list[str]) -> None:
         env=env, stdin="\0".join(paths) + "\0", check=False,
     )  # fmt: skip
     if rc != 0:
-        raise GitSlurmError(f"cannot capture the working tree: {_reason(err)}")
-
-
-def _reason(err: str) -> str:
-    reason = next((ln for ln in err.splitlines() if ln.startswith(("error", "fatal"))), "")
-    return reason or err.strip()
+        raise GitSlurmError(f"cannot capture the working tree: {git_reason(err)}")
 
 
 def write_tree(git: Git, env: dict[str, str]) -> Oid:
@@ -185,7 +209,7 @@ def write_tree(git: Git, env: dict[str, str]) -> Oid:
     2-3x slower)."""
     rc, out, err = git.run("write-tree", env=env, check=False)
     if rc != 0:
-        raise GitSlurmError(f"cannot write the snapshot tree: {_reason(err)}")
+        raise GitSlurmError(f"cannot write the snapshot tree: {git_reason(err)}")
     return Oid(out.strip())
 
 
@@ -201,6 +225,8 @@ def capture_working_tree(
         excluded = _excluded_pathspecs(checkout, keep_out or [])
         pathspec = ["--", ":/", *excluded] if excluded else []
         changes = working_tree_changes(checkout.git, env, pathspec)
+        if changes.embedded:
+            changes = changes.without(own_worktrees(checkout, changes.embedded))
         if max_untracked is not None:
             refuse_large_untracked(checkout.toplevel, changes.untracked, max_untracked)
         stage(checkout.git, env, changes.paths)

@@ -11,7 +11,7 @@ from typing import Optional
 
 from git_slurm.age import parse_age
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED
-from git_slurm.errors import UsageError
+from git_slurm.errors import UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT
 from git_slurm.repo import Checkout
@@ -30,7 +30,7 @@ class SlurmConfig:
         self.values: dict[str, list[str]] = {}
         rc, out, err = git.run("config", "-z", "--get-regexp", r"^slurm\.", check=False)
         if rc not in (0, 1):  # 1: none is set
-            raise UsageError(f"cannot read git config: {err.strip()}")
+            raise UsageError(f"cannot read git config: {git_reason(err)}")
         for item in out.split("\0"):
             if item:
                 key, _, value = item.partition("\n")
@@ -72,7 +72,7 @@ class SlurmConfig:
         key = "slurm.maxUntrackedSize"
         rc, out, err = self.git.run("config", "--type=int", "--get", key, check=False)
         if rc != 0:
-            raise UsageError(f"bad slurm.maxUntrackedSize: {err.strip()}")
+            raise UsageError(f"bad slurm.maxUntrackedSize: {git_reason(err)}")
         value = int(out.strip())
         return value if value > 0 else None
 

@@ -38,7 +38,7 @@ from git_slurm import config, gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, read_git_file
 from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
 from git_slurm.records import (
     HANDOFF_GRACE,
@@ -269,7 +269,7 @@ def relocated(admin: Path, name: str, search: Sequence[Path]) -> Optional[Path]:
     for directory in dict.fromkeys(search):
         path = directory / name
         try:
-            text = (path / ".git").read_text(encoding="utf-8").strip()
+            text = read_git_file(path / ".git").strip()
         except OSError:
             continue
         if text.startswith("gitdir: ") and PurePosixPath(text[8:]).parts[-2:] == (
@@ -283,7 +283,7 @@ def relocated(admin: Path, name: str, search: Sequence[Path]) -> Optional[Path]:
 def worktree_of(admin: Path) -> Optional[Path]:
     """Where git itself believes the worktree is (`gitdir` names its `.git` file)."""
     try:
-        text = (admin / "gitdir").read_text(encoding="utf-8").strip()
+        text = read_git_file(admin / "gitdir").strip()
     except OSError:
         return None
     return Path(text).parent if text else None
@@ -313,7 +313,7 @@ def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
 def head_tree(git: Git, admin: Path) -> Optional[str]:
     """The tree of the commit a (detached) worktree's HEAD names, if it names one."""
     try:
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+        head = read_git_file(admin / "HEAD").strip()
     except OSError:
         return None
     if len(head) not in (40, 64) or head.strip("0") == "":

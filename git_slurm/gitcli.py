@@ -7,8 +7,10 @@ stripped and the repository is named explicitly; the user's hooks are switched o
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,15 +18,16 @@ from typing import Any, Optional
 
 from plumbum import local
 
-from git_slurm.errors import ExitCode, GitSlurmError, last_line
+from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.processes import OWN_GROUP, kill_tree
 
-# `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together.
+# `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together;
+# but not the configuration given to this very command (`git -c slurm.x=y slurm-snapshot`,
+# GIT_CONFIG_COUNT/KEY_n/VALUE_n): git drops it only for commands in *other* repositories,
+# and ours run in the user's, so it holds for them as it would for any git command there.
 REPO_LOCAL_VARS = (
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
     "GIT_OBJECT_DIRECTORY",
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -41,6 +44,10 @@ REPO_LOCAL_VARS = (
 
 # `/dev/null/<hook>` can never exist, so no hook of the user's runs for our own git calls.
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+# Every index our calls write is one file, whatever core.splitIndex says: a snapshot worktree's
+# index is copied to link the next one from it, and a split one names a shared part beside it
+# (the capture's private index would also leave a new shared part in the user's git dir).
+WHOLE_INDEX = ("-c", "core.splitIndex=false")
 
 # git-lfs's smudge filter downloads content that is not in the local store: for our own calls
 # it writes the pointer instead (git_slurm.lfs then fills in what the local store has).
@@ -48,13 +55,30 @@ NEVER_DOWNLOAD = {"GIT_LFS_SKIP_SMUDGE": "1"}
 
 DEFAULT_TIMEOUT = 600.0
 
+# git keeps paths as the file system's bytes, UTF-8 or not; Python holds bytes that are not
+# UTF-8 as surrogates (as os.fsdecode does), so a path read from git goes back to it unchanged
+PATH_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+# Whether git's own progress meters reach the user (a push, a checkout): the command turns it
+# on when its stderr is a terminal and it was not asked to be quiet. Such a call's stderr is
+# the terminal itself, as git only draws progress there; its complaint is then on the screen.
+_progress = {"shown": False}
+
+
+def show_progress(on: bool) -> None:
+    _progress["shown"] = on
+
+
+def progress_shown() -> bool:
+    return _progress["shown"]
+
 
 class GitFailed(GitSlurmError):
     """A git command exited non-zero; `stderr` holds its complaint."""
 
     def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
-        last = last_line(stderr)
-        super().__init__(f"git {' '.join(argv)} failed: {last or f'exit {returncode}'}")
+        said = git_reason(stderr)
+        super().__init__(f"git {' '.join(argv)} failed: {said or f'exit {returncode}'}")
         self.returncode = returncode
         self.stderr = stderr
 
@@ -79,20 +103,22 @@ def run_git(
     check: bool = True,
     user_environment: bool = False,
     shown: Optional[list[str]] = None,
+    terminal: bool = False,
 ) -> tuple[int, str, str]:
     """Run git; return (status, stdout, stderr).
 
     The environment is cleaned of repository-local variables unless `user_environment`
     (only for finding the user's repository the way git itself would). `shown` is how an
-    error names the command (default: all of `args`).
+    error names the command (default: all of `args`). With `terminal`, git's stderr is ours
+    (for its progress) and the stderr returned is empty.
     """
     command: Any = local["git"][args]
     with local.env() if user_environment else clean_environment(env):
         proc = command.popen(
             cwd=cwd or Path.cwd(),
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-            encoding="utf-8",
-            errors="surrogateescape",  # paths that are not UTF-8 make the round trip
+            stderr=None if terminal else subprocess.PIPE,
+            **PATH_ENCODING,
             **OWN_GROUP,  # kill_tree ends git with everything it started
         )
     try:
@@ -103,6 +129,7 @@ def run_git(
     except BaseException:
         kill_tree(proc)
         raise
+    err = err or ""
     if check and proc.returncode != 0:
         raise GitFailed(shown or args, proc.returncode, err)
     return proc.returncode, out, err
@@ -116,7 +143,7 @@ class Git:
         self.work_tree = work_tree
 
     def _base(self) -> list[str]:
-        base = [*NO_HOOKS, f"--git-dir={self.git_dir}"]
+        base = [*NO_HOOKS, *WHOLE_INDEX, f"--git-dir={self.git_dir}"]
         if self.work_tree is not None:
             base.append(f"--work-tree={self.work_tree}")
         return base
@@ -128,6 +155,7 @@ class Git:
         stdin: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        terminal: bool = False,
     ) -> tuple[int, str, str]:
         cwd = self.work_tree or self.git_dir
         return run_git(
@@ -138,6 +166,7 @@ class Git:
             timeout=timeout,
             check=check,
             shown=list(args),
+            terminal=terminal,
         )
 
     def out(self, *args: str, env: Optional[Mapping[str, str]] = None) -> str:
@@ -154,7 +183,7 @@ class Git:
             return out.strip() == "true"
         if rc == 1:
             return None
-        raise GitSlurmError(f"git config {key}: {err.strip()}", ExitCode.USAGE)
+        raise GitSlurmError(f"git config {key}: {git_reason(err)}", ExitCode.USAGE)
 
 
 def git_version() -> tuple[int, ...]:
@@ -166,3 +195,21 @@ def git_version() -> tuple[int, ...]:
 def environ_without_git() -> dict[str, str]:
     """os.environ minus repository-local git variables (for children we don't run ourselves)."""
     return {k: v for k, v in os.environ.items() if k not in REPO_LOCAL_VARS}
+
+
+def read_git_file(path: Path) -> str:
+    """A file of git's admin dirs (`gitdir`, `HEAD`, `locked`, a `.git` file): paths in it may
+    be any bytes."""
+    return path.read_text(**PATH_ENCODING)
+
+
+def write_git_file(path: Path, text: str) -> None:
+    path.write_text(text, **PATH_ENCODING)
+
+
+def paths_as_bytes() -> None:
+    """Print a path that is not UTF-8 as its own bytes, as git does, whatever the locale says
+    (Python's stdio is strict outside the C locale, and would fail after the work was done)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")

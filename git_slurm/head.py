@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError
+from git_slurm.errors import GitSlurmError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import Oid
 
@@ -35,7 +35,7 @@ def read_head(git: Git) -> Head:
     ref = git.run("symbolic-ref", "-q", "HEAD", check=False)[1].strip()
     if ref and git.run("rev-parse", "-q", "--verify", ref, check=False)[0] == 1:
         return Head(None, None, _short(ref))
-    raise GitSlurmError(f"cannot read HEAD: {err.strip().splitlines()[0] if err.strip() else ref}")
+    raise GitSlurmError(f"cannot read HEAD: {git_reason(err) or ref}")
 
 
 def _short(full_name: str) -> Optional[str]:

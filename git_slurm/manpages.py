@@ -1,7 +1,8 @@
 """Man pages generated from one source: each command's plumbum switches plus its MANUAL.
 
-`python -m git_slurm.manpages --write` regenerates man/*.1; the test suite checks that the
-committed pages equal what this module generates (no drift between --help and the man page).
+`python -m git_slurm.manpages --write` regenerates man/*.1 and the shell completions in
+completions/ (git_slurm.completion); the test suite checks that the committed files equal what
+is generated (no drift between --help, the man page and the completion).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from git_slurm import __version__
 
@@ -41,17 +42,52 @@ def _esc(text: str) -> str:
     return "\\&" + text if text.startswith((".", "'")) else text
 
 
-def _switches(app: Any) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Switch:
+    """One switch of a command, as the man page and the shell completion show it."""
+
+    names: list[str]  # without dashes, shortest first
+    argname: Optional[str]  # None for a flag
+    help: str
+    repeatable: bool
+    excludes: list[str]
+
+
+def switches(app: Any, *, meta: bool = False) -> list[Switch]:
+    """The command's switches; of the meta-switches only --help and --completions (or all
+    of them with `meta`)."""
     inst = app(app.PROGNAME)
-    items = []
+    result = []
     for info in inst._switches_by_func.values():
-        if info.group == "Meta-switches" and info.names != ["h", "help"]:
+        shown = info.names in (["h", "help"], ["completions"])
+        if not meta and info.group == "Meta-switches" and not shown:
             continue
-        names = sorted(info.names, key=len)
-        rendered = ", ".join(f"\\fB{'-' if len(n) == 1 else '--'}{_esc(n)}\\fR" for n in names)
-        if info.argtype is not None:
-            rendered += f" \\fI{_esc(info.argname)}\\fR"
-        items.append((rendered, _esc(info.help or "")))
+        if inst._switches_by_name[info.names[0]] is not info:  # overridden (--completions)
+            continue
+        result.append(
+            Switch(
+                names=sorted(info.names, key=len),
+                argname=info.argname if info.argtype is not None else None,
+                help=info.help or "",
+                repeatable=bool(info.list),
+                excludes=list(info.excludes or []),
+            )
+        )
+    return result
+
+
+def dashes(name: str) -> str:
+    """What a switch name is written with: `-n`, `--dry-run`."""
+    return "-" if len(name) == 1 else "--"
+
+
+def _switches(app: Any) -> list[tuple[str, str]]:
+    items = []
+    for sw in switches(app):
+        rendered = ", ".join(f"\\fB{dashes(n)}{_esc(n)}\\fR" for n in sw.names)
+        if sw.argname is not None:
+            rendered += f" \\fI{_esc(sw.argname)}\\fR"
+        items.append((rendered, _esc(sw.help)))
     return items
 
 
@@ -89,24 +125,35 @@ def render(app: Any, man: ManSource) -> str:
 def pages() -> dict[Path, str]:
     """man/<name>.1 -> its generated text, for every command."""
     result = {}
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
+    for module in command_modules():
         result[MAN_DIR / f"{module.MANUAL.name}.1"] = render(module.APP, module.MANUAL)
     return result
 
 
+def command_modules() -> list[Any]:
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
+
+
+def generated() -> dict[Path, str]:
+    """Every file generated from the commands' switches: man pages and shell completions."""
+    from git_slurm.completion import files
+
+    return {**pages(), **files()}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="write man/*.1")
+    parser.add_argument("--write", action="store_true", help="write man/*.1 and completions/")
     args = parser.parse_args(argv)
-    generated = pages()
+    made = generated()
     if args.write:
-        for path, text in generated.items():
+        for path, text in made.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         return 0
     stale = [
         path
-        for path, text in generated.items()
+        for path, text in made.items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
     for path in stale:

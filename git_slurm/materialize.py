@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from git_slurm import faults, lfs
 from git_slurm.errors import GitSlurmError
-from git_slurm.gitcli import Git
+from git_slurm.gitcli import Git, read_git_file
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import (
     SnapshotRecord,
@@ -155,7 +155,7 @@ def _source(admin: Path, record: SnapshotRecord, device: int) -> Optional[Source
     worktree = Path(record.worktree)
     try:
         info = worktree.lstat()
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+        head = read_git_file(admin / "HEAD").strip()
     except OSError:
         return None
     usable = (
@@ -221,6 +221,8 @@ def _populate(
     # a fresh mtime for the copy: the source's racily clean entries were written by our own
     # checkout before any job could see them, and the check below verifies every entry
     shutil.copyfile(source.admin / "index", git.git_dir / "index")
+    for shared in source.admin.glob("sharedindex.*"):  # split by a git run there by hand
+        shutil.copyfile(shared, git.git_dir / shared.name)
     files, gitlinks = _linkable(index_entries(git), (*source.links, *link_rels))
     linked = link_files(source.worktree, git.work_tree, files, gitlinks)
     faults.point("worktree")
@@ -239,7 +241,13 @@ def _populate(
 
 def tree_changes(git: Git, old: Oid, new: Oid) -> list[tuple[str, str]]:
     """(status letter, path) of every file that differs between two commits."""
-    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new)[1]
+    return name_status(
+        git.run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new)[1]
+    )
+
+
+def name_status(out: str) -> list[tuple[str, str]]:
+    """(status letter, path) pairs of git's `--name-status -z --no-renames` output."""
     fields = out.split("\0")
     return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from git_slurm.errors import GitSlurmError, UsageError, last_line
-from git_slurm.gitcli import Git
+from git_slurm.errors import GitSlurmError, UsageError, git_reason
+from git_slurm.gitcli import Git, progress_shown
 from git_slurm.names import BranchName
 
 PUSH_TIMEOUT = 120.0
@@ -27,12 +27,21 @@ def redact(text: str) -> str:
 
 
 def default_remote(git: Git, branch: Optional[str]) -> str:
-    """The current branch's upstream remote, else `origin`."""
+    """The remote `git push` would push to: `branch.<name>.pushRemote`, `remote.pushDefault`,
+    the branch's `branch.<name>.remote`, else `origin` (git's own choice, read by git)."""
     if branch:
-        configured = git.config_get_all(f"branch.{branch}.remote")
-        if configured and configured[-1] != ".":
-            return configured[-1]
-    return "origin"
+        chosen = git.out(
+            "for-each-ref", "--format=%(push:remotename)", "--", f"refs/heads/{branch}"
+        )
+    else:  # detached HEAD: no branch to ask
+        configured = git.config_get_all("remote.pushDefault")
+        chosen = configured[-1] if configured else ""
+    return chosen if chosen and chosen != "." else "origin"
+
+
+def push_url(git: Git, remote: str) -> str:
+    rc, out, _ = git.run("remote", "get-url", "--push", "--all", remote, check=False)
+    return out if rc == 0 else ""
 
 
 def push_branch(
@@ -49,24 +58,35 @@ def push_branch(
     if remote not in remotes:
         if remote_given:
             raise UsageError(redact(f"no remote named {remote!r}"))
+        if explicit:
+            raise UsageError(
+                f"cannot push: the repository has no remote {remote!r} "
+                "(add one with git remote add, or choose one with --remote)"
+            )
+        if not remotes:  # nothing to push to, and pushing was only the default: nothing to say
+            return PushResult(None, None)
         return PushResult(None, f"not pushed: the repository has no remote {remote!r}")
     env = {"GIT_TERMINAL_PROMPT": "0"}  # fail, never prompt; ssh config stays the user's
+    # on a terminal: git's own progress and report, as git push shows them; but not where
+    # git might print a URL's credentials, which only pass through redact()
+    shown = progress_shown() and not _CREDENTIALS.search(push_url(git, remote))
     try:
         rc, _, err = git.run(
             "push",
-            "--quiet",
+            "--progress" if shown else "--quiet",
             "--no-verify",
             remote,
             f"{name.ref}:{name.ref}",
             env=env,
             timeout=timeout,
             check=False,
+            terminal=shown,
         )
     except GitSlurmError as exc:  # timed out
         rc, err = 1, str(exc)
     if rc == 0:
         return PushResult(remote, None)
-    last = last_line(err) or "push failed"
+    last = git_reason(err) or ("git's message is above" if shown else "push failed")
     message = redact(f"push of {name} to {remote} failed: {last}")
     if explicit:
         raise GitSlurmError(message)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm.errors import UsageError
+from git_slurm.gitcli import read_git_file, write_git_file
 
 RECORD_NAME = "git-slurm.json"
 LOCK_NAME = "git-slurm.lock"
@@ -142,7 +143,7 @@ def checked_handoff(token: str) -> str:
 def admin_dir_of(worktree: Path) -> Optional[Path]:
     """The admin dir (`.../worktrees/<id>`) of a linked worktree, from its `.git` file."""
     try:
-        text = (worktree / ".git").read_text(encoding="utf-8")
+        text = read_git_file(worktree / ".git")
     except OSError:
         return None
     if not text.startswith("gitdir: "):
@@ -166,13 +167,13 @@ def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
     tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(admin_dir / RECORD_NAME)
     if user_lock(admin_dir) is None:
-        (admin_dir / "locked").write_text(lock_reason(record), encoding="utf-8")
+        write_git_file(admin_dir / "locked", lock_reason(record))
 
 
 def lock_text(admin_dir: Path) -> Optional[str]:
     """The reason of `git worktree lock` (empty when none was given); None: not locked."""
     try:
-        return (admin_dir / "locked").read_text(encoding="utf-8")
+        return read_git_file(admin_dir / "locked")
     except OSError:
         return None
 
@@ -263,6 +264,12 @@ def tree_lock_is_free(common_dir: Path, tree: str) -> Optional[bool]:
     finally:
         os.close(fd)
     return True
+
+
+def restore_lock(admin_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialise the jobs of one worktree that restore its files (verify.py): an array's
+    jobs start at once, and git's index lock would fail all but one."""
+    return _flock(admin_dir / "git-slurm-restore.lock")
 
 
 def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:

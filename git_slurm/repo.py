@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from git_slurm.errors import ExitCode, GitSlurmError
+from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.gitcli import Git, run_git
 
 
@@ -25,9 +25,19 @@ class Checkout:
         return self.toplevel / self.prefix if self.prefix else self.toplevel
 
 
-def _rev_parse(cwd: Path, *args: str) -> Optional[list[str]]:
-    rc, out, _ = run_git(["rev-parse", *args], cwd=cwd, check=False, user_environment=True)
-    return out.splitlines() if rc == 0 else None
+def _rev_parse(cwd: Path, *args: str) -> list[str]:
+    """rev-parse's answers, as git finds the repository for the user; git's own reason when it
+    finds none it will work in (dubious ownership, a bad config line, an unknown repository
+    format, GIT_DIR naming nothing): the user can act on that, not on "not a repository"."""
+    rc, out, err = run_git(["rev-parse", *args], cwd=cwd, check=False, user_environment=True)
+    if rc == 0:
+        return out.splitlines()
+    said = git_reason(err)
+    if not said or said.startswith("not a git repository (or any of the parent directories)"):
+        said = f"not a git repository: {cwd}"
+    elif said == "this operation must be run in a work tree":  # e.g. inside .git
+        said = f"not inside a work tree: {cwd}"
+    raise GitSlurmError(said, ExitCode.NOT_A_REPOSITORY)
 
 
 def discover(cwd: Optional[Path] = None) -> Checkout:
@@ -40,8 +50,6 @@ def discover(cwd: Optional[Path] = None) -> Checkout:
         "--absolute-git-dir",
         "--git-common-dir",
     )
-    if facts is None:
-        raise GitSlurmError(f"not a git repository: {here}", ExitCode.NOT_A_REPOSITORY)
     bare, inside, git_dir, common = facts
     if bare == "true":
         raise GitSlurmError(

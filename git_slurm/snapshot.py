@@ -6,6 +6,7 @@ it is undone when a later one fails, so a failed snapshot leaves nothing behind 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from git_slurm.branches import (
     validate_prefix,
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
+from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.head import read_head
-from git_slurm.links import Link, make_links, plan_links
+from git_slurm.links import Link, make_links, plan_links, unignored_note
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
 from git_slurm.push import PUSH_TIMEOUT, PushResult, default_remote, push_branch, unpush
@@ -36,6 +38,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import Checkout
+from git_slurm.verify import reusable_as_is
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
 
 
@@ -115,11 +118,13 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
     """Record the working tree on a new branch and (unless told not to) materialise it."""
     started = time.monotonic()
     validate_prefix(checkout.git, options.prefix)
-    link_rels = plan_links(checkout.toplevel, checkout.prefix, options.links)
+    link_rels = plan_links(checkout.git, checkout.toplevel, checkout.prefix, options.links)
+    if options.make_worktree:
+        refuse_worktree_dir_in_code(checkout, options.worktree_dir)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
     head = read_head(checkout.git)
     base, on_branch = head.commit, head.branch
-    keep_out = [options.worktree_dir]
+    keep_out = [options.worktree_dir, *(checkout.toplevel / rel for rel in link_rels)]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
     dirty = head.tree != capture.tree
     if not dirty:
@@ -127,13 +132,16 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         commit = base
     else:
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
-            checkout.git_dir,
+            checkout.git,
             capture.tree,
             [base] if base else [],
             commit_message(checkout, options, base, on_branch),
         )
     faults.point("commit")
     notes = list(capture.notes)
+    unignored = unignored_note(checkout.git, checkout.toplevel, link_rels)
+    if unignored:
+        notes.append(unignored)
     why = f"{SNAPSHOT_REFLOG_MARK}{on_branch or 'detached HEAD'}"
     pushed = PushResult(None, None)
     branch = create_snapshot_branch(checkout.git, options.prefix, commit, why)
@@ -174,6 +182,26 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         seconds=time.monotonic() - started,
         materialised=placed.materialised,
     )
+
+
+def refuse_worktree_dir_in_code(checkout: Checkout, worktree_dir: Path) -> None:
+    """Snapshot worktrees may lie in the work tree (they are left out of every capture), but
+    not as the work tree itself nor where tracked files are: leaving that out would drop code."""
+    try:
+        rel = worktree_dir.resolve().relative_to(checkout.toplevel)
+    except ValueError:
+        return  # outside the work tree
+    if not rel.parts:
+        raise UsageError(
+            f"worktree dir {worktree_dir} is the work tree itself: snapshots would be captured "
+            "into later snapshots; choose a directory outside it, or an ignored one in it"
+        )
+    spec = f":(top,literal){rel.as_posix()}"
+    if checkout.git.out("ls-files", "-z", "--full-name", "--", spec):
+        raise UsageError(
+            f"worktree dir {worktree_dir} holds tracked files: it is left out of every "
+            "snapshot, and they would be too; choose a directory outside the work tree"
+        )
 
 
 @dataclass(frozen=True)
@@ -254,7 +282,9 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
     launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
-            if _reusable(record, admin, checkout.toplevel, target):
+            if _reusable(record, admin, checkout.toplevel, target) and reusable_as_is(
+                admin, record
+            ):
                 record.launches.append(launch)
                 record.last_used = now
                 write_record(admin, record)
@@ -265,16 +295,21 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
 def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
     now = time.time()
     launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
-    path = target.worktree_dir / str(target.branch)
-    made = materialise(
-        checkout.git,
-        checkout.common_dir,
-        path,
-        target.commit,
-        target.branch,
-        target.base,
-        target.link_rels,
-    )
+    path = reserve_worktree_path(target.worktree_dir, target.branch)
+    try:
+        made = materialise(
+            checkout.git,
+            checkout.common_dir,
+            path,
+            target.commit,
+            target.branch,
+            target.base,
+            target.link_rels,
+        )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # still the empty reservation (a worktree made is removed already)
+        raise
     nested: list[str] = []
     try:
         if target.submodules:
@@ -299,6 +334,27 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
         remove_worktree(checkout.git, path)
         raise
     return _Placement(path, links, materialised=made)
+
+
+MAX_PATH_TRIES = 1000
+
+
+def reserve_worktree_path(worktree_dir: Path, branch: BranchName) -> Path:
+    """A directory for the worktree that nobody else has: `<branch>`, else `<branch>.2`, ...
+
+    Branch names are unique within a repository only: repositories sharing one worktree dir
+    (`git config --global slurm.worktreeDir ~/scratch/snapshots`) make the same name in the
+    same second. The directory is reserved by creating it empty, which is atomic and which
+    `git worktree add` accepts."""
+    for n in range(1, MAX_PATH_TRIES):
+        path = worktree_dir / (str(branch) if n == 1 else f"{branch}.{n}")
+        path.parent.mkdir(parents=True, exist_ok=True)  # a prefix `a/b` makes `a/`
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise GitSlurmError(f"no free name for the worktree of {branch} in {worktree_dir}")
 
 
 def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from git_slurm import lfs
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.gitcli import Git, run_git
+from git_slurm.gitcli import Git, read_git_file, run_git
 from git_slurm.materialize import read_only_tree
 from git_slurm.names import Oid
 from git_slurm.records import admin_dir_of
@@ -100,7 +100,7 @@ def remove(worktree: Path, made: list[str]) -> None:
         if admin is None:
             continue
         try:
-            common = (admin / (admin / "commondir").read_text(encoding="utf-8").strip()).resolve()
+            common = (admin / read_git_file(admin / "commondir").strip()).resolve()
         except OSError:
             continue
         try:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.gitcli import Git, run_git
+from git_slurm.gitcli import Git, progress_shown, read_git_file, run_git
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import admin_dir_of, creation_lock, making_reason
 
@@ -76,9 +76,12 @@ def add_worktree(
         if checkout:
             faults.point("worktree")
             files = (*STREAMING, *parallel_checkout(git))
+            shown = progress_shown()  # git's "Updating files" on a terminal, after 2 s
+            quiet = () if shown else ("--quiet",)
             rc, _, err = Git(admin, path).run(
-                *files, "reset", "--hard", "--quiet", "--no-recurse-submodules", check=False
-            )
+                *files, "reset", "--hard", *quiet, "--no-recurse-submodules", check=False,
+                terminal=shown,
+            )  # fmt: skip
             if rc != 0:
                 raise checkout_failed(path, err)
     except BaseException:
@@ -115,13 +118,14 @@ def checkout_failed(path: Path, stderr: str) -> GitSlurmError:
             "(--worktree-dir, git config slurm.worktreeDir)"
         )
     first = next((ln for ln in stderr.splitlines() if ln.startswith(("error", "fatal"))), "")
-    return GitSlurmError(f"cannot check out the snapshot in {path}: {first or stderr.strip()}")
+    why = first or stderr.strip() or "git's message is above"  # empty: git spoke to the terminal
+    return GitSlurmError(f"cannot check out the snapshot in {path}: {why}")
 
 
 def _lock_reason(path: Path) -> Optional[str]:
     admin = admin_dir_of(path)
     try:
-        return None if admin is None else (admin / "locked").read_text(encoding="utf-8").strip()
+        return None if admin is None else read_git_file(admin / "locked").strip()
     except OSError:
         return None
 
@@ -155,7 +159,7 @@ def admin_dirs_for(common_dir: Path, path: Path) -> list[Path]:
     found = []
     for admin in (common_dir / "worktrees").glob("*"):
         try:
-            if (admin / "gitdir").read_text(encoding="utf-8").strip() == wanted:
+            if read_git_file(admin / "gitdir").strip() == wanted:
                 found.append(admin)
         except OSError:
             continue

@@ -17,7 +17,13 @@ def git(cwd: Path, *args: str, check: bool = True, env: Optional[dict[str, str]]
     """Run the real git; return stdout."""
     full_env = dict(os.environ, **(env or {}))
     done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env=full_env, check=False
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+        errors="surrogateescape",  # paths that are not UTF-8 (tests/test_odd_repos.py)
     )
     if check and done.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
@@ -44,6 +50,7 @@ def run_tool(
         cwd=cwd,
         capture_output=True,
         text=True,
+        errors="surrogateescape",
         env=full_env,
         timeout=timeout,
         check=False,

@@ -68,7 +68,7 @@ def test_install_then_uninstall_leaves_hooks_byte_identical(repo: Repo, before: 
     snapshot = hooks_state(hooks)
     install(repo)
     assert hookinstall.is_ours(hooks / "post-checkout")
-    assert os.path.lexists(hooks / "post-checkout.legacy") == (before != "none")
+    assert os.path.lexists(hooks / hookinstall.CHAINED_NAME) == (before != "none")
     uninstall(repo)
     assert hooks_state(hooks) == snapshot
 
@@ -120,12 +120,12 @@ def test_installed_hook_is_the_shim_with_this_python(repo: Repo) -> None:
 def test_install_is_idempotent_and_never_chains_itself(repo: Repo) -> None:
     write_hook(repo, LFS_LIKE_HOOK)
     first = install(repo)
-    assert "kept as post-checkout.legacy" in first
+    assert f"kept as {hookinstall.CHAINED_NAME}" in first
     hooks = repo.path / ".git" / "hooks"
     after_first = hooks_state(hooks)
     assert "already installed" in install(repo)
     assert hooks_state(hooks) == after_first
-    assert (hooks / "post-checkout.legacy").read_text() == LFS_LIKE_HOOK
+    assert (hooks / hookinstall.CHAINED_NAME).read_text() == LFS_LIKE_HOOK
 
 
 def test_install_updates_a_hook_with_another_python(repo: Repo) -> None:
@@ -135,7 +135,7 @@ def test_install_updates_a_hook_with_another_python(repo: Repo) -> None:
     assert said.startswith("updated")
     hook = repo.path / ".git" / "hooks" / "post-checkout"
     assert "/old/venv" not in hook.read_text()
-    assert not (hook.parent / "post-checkout.legacy").exists()
+    assert not (hook.parent / hookinstall.CHAINED_NAME).exists()
 
 
 def test_uninstall_without_our_hook_changes_nothing(repo: Repo) -> None:
@@ -164,13 +164,13 @@ def test_install_accepts_core_hooks_path_naming_the_default_dir(repo: Repo) -> N
     assert hookinstall.is_ours(repo.path / ".git" / "hooks" / "post-checkout")
 
 
-def test_install_refuses_to_overwrite_an_orphan_legacy_hook(repo: Repo) -> None:
+def test_install_refuses_to_overwrite_an_orphan_chained_hook(repo: Repo) -> None:
     write_hook(repo, LFS_LIKE_HOOK)
-    write_hook(repo, "#!/bin/sh\necho older\n", "post-checkout.legacy")
+    write_hook(repo, "#!/bin/sh\necho older\n", hookinstall.CHAINED_NAME)
     hooks = repo.path / ".git" / "hooks"
     before = hooks_state(hooks)
     res = run_tool("slurm-snapshot", "--install-hooks", cwd=repo.path)
-    assert res.returncode == 2 and "post-checkout.legacy exists" in res.stderr
+    assert res.returncode == 2 and f"{hookinstall.CHAINED_NAME} exists" in res.stderr
     assert hooks_state(hooks) == before
 
 

@@ -372,7 +372,7 @@ def test_the_pre_commit_framework_entry_point(repo: Repo) -> None:
     age_snapshots(repo, 30)
     for kind, expected in (("1", 1), ("0", 0)):
         done = subprocess.run(
-            [str(Path(sys.executable).parent / "git-slurm-post-checkout")],
+            [str(Path(sys.executable).parent / "git_slurm_post_checkout")],
             cwd=repo.path,
             capture_output=True,
             text=True,

@@ -29,6 +29,14 @@ SLURM = [pytest.mark.slurm]
 SLURM_TIME_LIMIT = "hydra.launcher.timeout_min=10"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def plugins_scanned() -> None:
+    """Scan Hydra's plugins before the first case: Hydra 1.4's test fixtures restore its
+    singletons after each case, forgetting the configs a plugin module registers when first
+    imported (`hydra/sweeper/basic`), so any case after one that did the first scan fails."""
+    Plugins.instance()
+
+
 @pytest.fixture(autouse=True)
 def cluster_for_slurm_cases(request: pytest.FixtureRequest) -> None:
     """The SLURM cases need the test cluster (skipped without one, failed in CI)."""

@@ -198,11 +198,11 @@ def test_a_directory_swapped_for_a_symlink_to_the_user_is_refused(
 
 
 def test_tracked_files_under_link_paths(repo: Repo, tmp_path: Path) -> None:
+    # (a link path holding tracked files is refused: logs is tracked only after `first`)
     repo.write("logs/tracked.txt", "a tracked log\n")
-    repo.write("results/table.csv", "a,b\n")
-    repo.commit("tracked files where links may go")
     first = snapshot(repo, "--link", "logs")
     assert os.readlink(Path(first["worktree"]) / "logs") == str(repo.path / "logs")
+    repo.commit("tracked files where links went")
     repo.write("pkg/model.py", "VERSION = 'links'\n")
     second = snapshot(repo, "--link", "results")  # logs is no link here: its files must be
     wt = Path(second["worktree"])

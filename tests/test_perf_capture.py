@@ -91,11 +91,11 @@ def ignore_rules_and_tracked_ignored(repo: Repo) -> None:
     repo.write("logs/.gitignore", "*\n!keep.txt\n!.gitignore\n")
     repo.write("logs/keep.txt", "kept\n")
     repo.write("logs/drop.txt", "dropped\n")
-    repo.write("outputs/tracked.txt", "forced\n")
-    repo.git("add", "-f", "outputs/tracked.txt")
-    repo.commit("a tracked file in an ignored directory")
-    repo.write("outputs/tracked.txt", "changed anyway\n")
-    repo.write("outputs/new.txt", "ignored\n")
+    repo.write("weights/tracked.ckpt", "forced\n")  # (not under a link path: refused there)
+    repo.git("add", "-f", "weights/tracked.ckpt")
+    repo.commit("a tracked file that is ignored")
+    repo.write("weights/tracked.ckpt", "changed anyway\n")
+    repo.write("weights/new.ckpt", "ignored\n")
 
 
 def clean_filter(repo: Repo) -> None:

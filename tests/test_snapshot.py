@@ -233,13 +233,13 @@ def test_worktree_is_detached_locked_and_hooks_do_not_run(repo: Repo) -> None:
     repo.git("switch", "-q", snap["branch"])  # the branch stays free to check out
 
 
-def test_links_replace_tracked_copies_and_create_targets(repo: Repo) -> None:
-    repo.write("logs/old.txt", "tracked log\n")
-    repo.commit("track logs")
+def test_links_create_missing_targets(repo: Repo) -> None:
+    """(A link path holding tracked files is refused: tests/test_odd_repos.py.)"""
+    repo.write("logs/old.txt", "untracked log\n")
     snap = repo.snapshot_json("--link", "logs", "--link", "ckpt/run1")
     wt = Path(snap["worktree"])
     assert os.readlink(wt / "logs") == str(repo.path / "logs")
-    assert (repo.path / "logs/old.txt").read_text() == "tracked log\n"
+    assert (repo.path / "logs/old.txt").read_text() == "untracked log\n"
     assert (repo.path / "ckpt/run1").is_dir() and (wt / "ckpt/run1").is_symlink()
     (wt / "ckpt/run1/weights.bin").write_text("w")
     assert (repo.path / "ckpt/run1/weights.bin").read_text() == "w"
@@ -359,10 +359,21 @@ def test_push_failures(repo: Repo, tmp_path: Path) -> None:
     assert records and all("hunter2" not in r.read_text() for r in records)
 
 
-def test_no_remote_is_skipped_with_a_note(repo: Repo) -> None:
+def test_no_remote_is_skipped_silently_unless_the_push_was_asked_for(repo: Repo) -> None:
     res = repo.snapshot("--json")
     assert res.returncode == 0 and res.json()["pushed"] is None
-    assert "no remote" in res.stderr
+    assert res.stderr == "" and res.json()["notes"] == []
+    repo.git("remote", "add", "upstream", str(repo.path))
+    noted = repo.snapshot("--json")  # a remote exists, but not the one git push would use
+    assert noted.json()["notes"] == ["not pushed: the repository has no remote 'origin'"]
+    repo.git("remote", "remove", "upstream")
+    before = user_state(repo.path)
+    asked = repo.snapshot("--push")
+    assert asked.returncode == 2 and asked.stderr == (
+        "error: cannot push: the repository has no remote 'origin' "
+        "(add one with git remote add, or choose one with --remote)\n"
+    )
+    assert user_state(repo.path) == before
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowV
 from plumbum.cli.switches import SwitchError
 
 from git_slurm import __version__
-from git_slurm.errors import ExitCode, GitSlurmError
+from git_slurm.errors import ExitCode, GitSlurmError, UsageError
+from git_slurm.gitcli import paths_as_bytes
 
 
 class _BadSwitch(Exception):
@@ -29,6 +30,44 @@ class GitSlurmApp(cli.Application):
 
     VERSION = __version__
     ALLOW_ABBREV = False
+
+    # plumbum's own --completions (bash, fish) completes the `git-slurm-*` executable; this one
+    # prints the functions git's completion calls for `git slurm-* <TAB>` (git_slurm.completion)
+    @cli.switch(
+        ["--completions"],
+        str,  # checked in _print_completion: plumbum's Set would word the refusal in 2 lines
+        argname="SHELL",
+        group="Meta-switches",
+        help="print the completion of every git slurm-* command for git's bash or zsh "
+        "completion and exit",
+    )
+    def completions(self, shell: str) -> None:
+        """Handled by plumbum as --version is: it raises ShowCompletion, then calls this."""
+
+    def _print_completion(self, shell: str) -> None:
+        from git_slurm.completion import SHELLS, script
+
+        if shell not in SHELLS:
+            raise UsageError(f"--completions: no completion for {shell!r} (bash or zsh)")
+        print(script(shell), end="")
+
+    quiet = cli.Flag(
+        ["-q", "--quiet"], help="say only warnings and errors (--json still prints its object)"
+    )
+
+    def say(self, line: str) -> None:
+        """What the command did, on stdout, unless --quiet."""
+        if not self.quiet:
+            print(line)
+
+    def note(self, text: str) -> None:
+        """A remark on stderr in git's words: a `warning: ...` always, else `note: ...`, which
+        --quiet silences. (git-slurm's hook and launcher speak inside git's and Hydra's output,
+        so they say `git-slurm: ...` instead.)"""
+        if text.startswith("warning: "):
+            print(text, file=sys.stderr)
+        elif not self.quiet:
+            print(f"note: {text}", file=sys.stderr)
 
     def _parse_args(self, argv: list[str]) -> Any:
         try:
@@ -67,13 +106,19 @@ def debug_traceback() -> None:
         traceback.print_exc()
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=None, sort_keys=False))
+# The shape of every --json object, its first key: raised whenever a key changes meaning, so
+# that a script can refuse an output it does not understand instead of misreading it.
+JSON_SCHEMA = 1
+
+
+def print_json(data: dict[str, Any]) -> None:
+    print(json.dumps({"schema": JSON_SCHEMA, **data}, indent=None, sort_keys=False))
 
 
 def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:
     """Run `app` and turn every failure into one line and an exit status; never a traceback."""
     argv = list(sys.argv if argv is None else argv)
+    paths_as_bytes()
     try:
         _, status = app.run(argv, exit=False)
         return int(status)

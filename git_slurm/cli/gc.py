@@ -67,9 +67,9 @@ class GcApp(GitSlurmApp):
         if self.json:
             print_json(to_json(report, text))
         else:
-            print(describe(report, text))
+            self.say(describe(report, text))
         for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            self.note(f"warning: {warning}")
         return 0
 
     def age(self, git: Git, now: float) -> tuple[str, float]:

@@ -1,4 +1,4 @@
-"""`git-slurm-post-checkout PREV NEW FLAG`: the reminder the post-checkout hook runs.
+"""`git_slurm_post_checkout PREV NEW FLAG`: the reminder the post-checkout hook runs.
 
 Not a plumbum app: its interface is git's three hook arguments (or, under the pre-commit
 framework, PRE_COMMIT_CHECKOUT_TYPE), and the whole hook has about 150 ms. Whatever happens it
@@ -20,7 +20,7 @@ from typing import Optional
 
 from git_slurm.diskusage import human_bytes
 from git_slurm.errors import GitSlurmError
-from git_slurm.gitcli import environ_without_git
+from git_slurm.gitcli import environ_without_git, paths_as_bytes
 from git_slurm.hookinstall import BOOT, PACKAGE_ROOT
 from git_slurm.reminders import Reminder, Stale, gather, refresh_cache, refresh_lock
 from git_slurm.repo import discover
@@ -32,6 +32,7 @@ PREFIX = "git-slurm: "
 def main(argv: Optional[list[str]] = None) -> int:
     """Print the reminder for git's hook arguments `argv`; always 0."""
     args = list(sys.argv[1:] if argv is None else argv)
+    paths_as_bytes()  # an error naming a path that is not UTF-8 must not fail the checkout
     try:
         if args[:1] == [REFRESH]:
             refresh_cache(Path(args[1]), float(args[2]))

@@ -11,6 +11,7 @@ from plumbum import cli
 
 from git_slurm import config
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
+from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
 from git_slurm.records import checked_handoff
@@ -38,7 +39,8 @@ class SnapshotApp(GitSlurmApp):
         list=True,
         argname="PATH",
         help="path, relative to the current directory, to link from the worktree back to "
-        "this checkout; repeatable (git config slurm.link, else outputs, multirun, .submitit)",
+        "this checkout; never part of the snapshot, and never a tracked path; repeatable "
+        "(git config slurm.link, else outputs, multirun, .submitit)",
     )
     worktree_dir = cli.SwitchAttr(
         "--worktree-dir",
@@ -67,7 +69,8 @@ class SnapshotApp(GitSlurmApp):
         "--remote",
         str,
         argname="NAME",
-        help="remote to push to (the current branch's upstream remote, else origin)",
+        help="remote to push to (the one git push would use: branch.<name>.pushRemote, "
+        "remote.pushDefault, the upstream's remote, else origin)",
     )
     message = cli.SwitchAttr(
         ["-m", "--message"], str, argname="MSG", help="text added to the snapshot commit message"
@@ -87,21 +90,21 @@ class SnapshotApp(GitSlurmApp):
     )
 
     def main(self) -> int:
+        show_progress(not self.quiet and sys.stderr.isatty())  # git's, of a push or checkout
         checkout = discover()
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
 
-            said = install(checkout) if self.install_hooks else uninstall(checkout)
-            print(said)
+            self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
         options = self.options(checkout)
         snapshot = take_snapshot(checkout, options)
         if self.json:
             print_json({**snapshot.to_json(), "handoff": options.handoff})
         else:
-            print(describe(snapshot))
+            self.say(describe(snapshot))
         for note in snapshot.notes:
-            print(f"git-slurm: {note}", file=sys.stderr)
+            self.note(note)
         return 0
 
     def options(self, checkout: Checkout) -> SnapshotOptions:
@@ -174,6 +177,21 @@ MANUAL = ManSource(
         "jobs write lands here. A missing link target is created here as a directory. A "
         "worktree that already holds the identical tree and links is reused. git worktree "
         "list shows each snapshot worktree as locked, with the snapshot and its jobs as reason.",
+        "Link paths hold outputs, never code: they are left out of the snapshot whether git "
+        "ignores them or not (a note says which ones git does not ignore, with the .gitignore "
+        "lines to add), and a link path that is tracked, or holds tracked files, is refused "
+        "(placeholders such as .gitkeep or .gitignore aside). A "
+        "link path may itself be a symlink (multirun pointing to scratch): the worktree's link "
+        "points at it, and nothing is created outside the repository; a path under a symlink "
+        "that leaves the repository, and overlapping link paths, are refused before anything "
+        "is made. Repositories may share one worktree dir: a worktree whose branch name another "
+        "repository took there in the same second is made as <branch>.2. A worktree dir inside "
+        "the work tree is left out of every snapshot; it may not be the work tree itself or "
+        "hold tracked files.",
+        "git's configuration is read as git reads it: git -c and GIT_CONFIG_COUNT hold for "
+        "every slurm.* key and for the commit's identity, and a push goes where git push "
+        "would. When git refuses the repository (dubious ownership, a bad config line), its "
+        "reason and advice are the error line.",
         "Submodules are recorded at their commits, as git add records them, and are empty "
         "directories in the worktree. With --submodules each is checked out there at exactly "
         "that commit, as a git worktree of its clone in this checkout (nested ones too): no "
@@ -191,13 +209,15 @@ MANUAL = ManSource(
         "else. The hook is a short sh script marked as git-slurm's; it runs git-slurm with the "
         "absolute path of the Python that ran --install-hooks, so it works without the venv on "
         "PATH (install again after moving the venv). A post-checkout hook already there that "
-        "is not git-slurm's (git-lfs installs one) is renamed post-checkout.legacy and runs "
-        "first with the same arguments; its exit status stays the hook's, and so the "
-        "checkout's. Installing again changes nothing. When core.hooksPath sends git to "
+        "is not git-slurm's (git-lfs installs one) is renamed post-checkout.before-git-slurm and "
+        "runs first with the same arguments; its exit status stays the hook's, and so the "
+        "checkout's. Under pre-commit's own post-checkout hook, git-slurm's is installed as "
+        "post-checkout.legacy, which pre-commit runs first (also when pre-commit is installed "
+        "after git-slurm). Installing again changes nothing. When core.hooksPath sends git to "
         "another directory, the command refuses and says where; users of the pre-commit "
         "framework use its hook id git-slurm-reminders (stage post-checkout) instead. "
         "--uninstall-hooks removes git-slurm's hook and the reminder's cache and renames "
-        "post-checkout.legacy back, leaving the hooks directory as it was.",
+        "the hook it chained back, leaving the hooks directory as it was.",
         "After a branch checkout the hook prints at most two lines, and only when there is "
         "something to say: how many snapshot worktrees are older than slurm.gcOlderThan with "
         "no live job, how much disk they hold, and the git slurm-gc command that removes them; "
@@ -234,8 +254,11 @@ MANUAL = ManSource(
         ("1", "it failed while working: git, the disk, or a push that was asked for."),
         (
             "2",
-            "bad input: an option, a prefix that makes no valid branch name, a link path "
-            "outside the repository, an unwritable worktree dir, a too large untracked file.",
+            "bad input: an option, a prefix that makes no valid branch name (or one git "
+            "cannot store: under an existing branch, too long), a link path outside the "
+            "repository, tracked or overlapping another, a worktree dir that is the work tree "
+            "or holds tracked files, an unwritable worktree dir, a too large untracked file, "
+            "--push with no remote.",
         ),
         ("3", "not inside a work tree, or a bare repository."),
     ],

@@ -23,6 +23,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from git_slurm.errors import GitSlurmError
+from git_slurm.jobstart import check_line
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
@@ -155,7 +156,8 @@ def job_setup(snapshot: LaunchSnapshot) -> List[str]:
             path,
         )
     env = {"GIT_SLURM_BRANCH": snapshot.branch, "GIT_SLURM_COMMIT": snapshot.commit}
-    return shell_setup(snapshot.workdir, pythonpath, env)
+    check = check_line(snapshot.worktree, snapshot.commit, snapshot.branch)  # files == commit
+    return [*shell_setup(snapshot.workdir, pythonpath, env), check]
 
 
 def prepare(

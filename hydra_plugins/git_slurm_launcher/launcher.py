@@ -22,6 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.git_slurm_launcher._source_files import restore_source_files
 from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class BaseSubmititLauncher(Launcher):
             sweep_config.hydra.job.num = job_num
 
         task_function = self.task_function
+        restore_source_files(task_function)  # before it can fail: its traceback names them
         if self.snapshot_job is not None:
             task_function = self.snapshot_job.wrap(task_function)
         return run_job(
@@ -159,6 +161,9 @@ class BaseSubmititLauncher(Launcher):
             prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
         if not wait:
             return self._queued(jobs, job_overrides, configs, initial_job_idx)
+        from hydra_plugins.git_slurm_launcher._progress import wait_for
+
+        wait_for(jobs, initial_job_idx)  # says what it queued, how far it is, what failed
         return [j.results()[0] for j in jobs]
 
     def _submit(
