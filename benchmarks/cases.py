@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,12 @@ def startup(repo: Path, env: dict[str, str]) -> float:
     """`git slurm-snapshot` refused at its first check (an empty prefix): the interpreter, the
     imports, finding the repository and reading git config; none of the snapshot."""
     return run([*SNAPSHOT, "--prefix", ""], repo, env, expect=2).seconds
+
+
+def plumbum_floor(repo: Path, env: dict[str, str]) -> float:
+    """The floor of any plumbum app (the CLI framework is the user's choice): this interpreter
+    started, plumbum imported, nothing else."""
+    return run([sys.executable, "-c", "import plumbum.cli"], repo, env).seconds
 
 
 def git_status(repo: Path, env: dict[str, str]) -> float:

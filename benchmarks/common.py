@@ -25,7 +25,13 @@ def sealed_environment(home: Path) -> dict[str, str]:
         "[init]\n\tdefaultBranch = main\n[gc]\n\tauto = 0\n"
         '[protocol "file"]\n\tallow = always\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    # nor a PYTHONDONTWRITEBYTECODE of the caller's: users' Pythons cache byte code, and without
+    # the cache every run would compile git-slurm's modules anew
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GIT_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),

@@ -1,24 +1,30 @@
-"""Launch overhead on SLURM: from a Hydra multirun's start until all its jobs are queued, with
-the snapshot and without it (the same launcher with `snapshot.enabled=false`, as upstream).
+"""Launch time on SLURM against upstream: from a Hydra multirun's start until sbatch has accepted
+every job, for hydra-submitit-launcher 1.2.0 and for git-slurm with the snapshot off and on.
 
-    .venv/bin/python benchmarks/slurm_launch.py                          # reference repository
-    .venv/bin/python benchmarks/slurm_launch.py --size small --reps 1    # smoke run for CI
+    .venv/bin/python benchmarks/slurm_launch.py                    # 1, 100, 1000 jobs, 3 reps
+    .venv/bin/python benchmarks/slurm_launch.py --small            # CI smoke run (~1 min)
+    .venv/bin/python benchmarks/slurm_launch.py --code . --code /work/h-launcher --jobs 100
 
-Options: --reps N (default 5; 2 for small), --jobs 1,100 (jobs per launch; more than one make
-one job array), --size full|small, --root DIR (default /tmp/git-slurm-bench, where run.py keeps
-the reference repository: don't run both at once), --json FILE, --markdown FILE.
+Options: --jobs 1,100,1000, --reps N (default 3), --code DIR (repeatable; a checkout whose
+git_slurm/ and hydra_plugins/ are compared, only read; default this one), --size full|small
+(the reference repository, refrepo.py), --root DIR (default /tmp/git-slurm-bench: don't run
+run.py at the same time), --kinds LIST (of upstream,off,fresh,reused,edited; default all),
+--json FILE, --markdown FILE. --small is --size small --jobs 1,10 --reps 1.
 
-Needs a SLURM cluster that answers (`make cluster` starts one on this machine) and this
-repository installed in the running interpreter's environment (`make`).
+Needs a SLURM cluster that answers (`make cluster`) and the package registry for the first run:
+it builds two venvs under .bench-venvs/ (bench_venvs.py), upstream's and git-slurm's, with the
+same hydra-core and submitit.
 
-Each launch is the reference repository's `train.py -m seed=range(N)` with
-`hydra/launcher=submitit_slurm` and `hydra.launcher.wait=false`, its jobs submitted held
-(`--hold`) under a job name nobody else uses: the command returns once sbatch has accepted them,
-and they never run, so they compete with no measurement. Untimed, after each launch: squeue must
-list exactly N held jobs of that name, with the ids the launcher logged (one plain job, or one
-array of N tasks), or the run fails; then they are cancelled, and the launch's snapshot and
-sweep dir are removed. So every snapshot is a fresh one, the dearest kind (run.py measures the
-reuse and incremental kinds). The cases take turns, in an order rotated every repetition.
+Variants, taking turns in an order rotated every repetition: *upstream* (its venv; the same
+command without git-slurm's options); for each --code: *off* (`snapshot.enabled=false`),
+*fresh* (no snapshot exists), *reused* (right after fresh: the identical tree's worktree is
+reused), *edited* (one file edited since: the incremental snapshot). Every launch is the
+reference repository's `train.py -m seed=range(N) hydra/launcher=submitit_slurm`, its jobs
+submitted held (`--hold`) under a name nobody else uses, so they never run. launch_marks.py,
+loaded in the launch by its venv, reports the moment submitit's map_array returns (sbatch has
+accepted every job) with the split; the launch is then killed (upstream would wait for its jobs).
+Untimed, after each launch: squeue must list exactly those N held jobs, one submission, or the
+run fails; then they are cancelled, and (after edited, before fresh) the snapshots removed.
 """
 
 from __future__ import annotations
@@ -27,31 +33,31 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
+import select
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
+import bench_venvs
 import refrepo
 from common import load_average, machine, sealed_environment
-from sweep import JOB_LINE, snapshot_branches
+from sweep import snapshot_branches
 
 CLIENT_TIMEOUT = 30.0  # seconds for one squeue / scancel / sinfo call
-CANCEL_DEADLINE = 60.0  # seconds for cancelled jobs to leave the queue
+CANCEL_DEADLINE = 120.0  # seconds for cancelled jobs to leave the queue
+LAUNCH_DEADLINE = 1200.0  # seconds for a launch to queue its jobs
 POLL_INTERVAL = 0.2
-
-STAMP = r"^\[([0-9-]+ [0-9:]+,[0-9]+)\]\[HYDRA\] "
-SNAPSHOT_LINE = re.compile(STAMP + r"git-slurm: snapshot \S+ .* took ([0-9.]+) s$", re.MULTILINE)
-SWEEP_DIR_LINE = re.compile(STAMP + r"Submitit '\w+' sweep output dir : ", re.MULTILINE)
-QUEUED_LINE = re.compile(STAMP + r"git-slurm: ([0-9]+) job\(s\) queued", re.MULTILINE)
-QUEUED_JOB = re.compile(r"^\[[^]]+\]\[HYDRA\] \t#[0-9]+ job (\S+): outputs ", re.MULTILINE)
+EDITED = "train.py"  # the file the edited variant changes (appended a comment)
+SNAPSHOT_KINDS = ("fresh", "reused", "edited")
+KINDS = ("upstream", "off", *SNAPSHOT_KINDS)
 
 
 class BenchError(Exception):
@@ -59,18 +65,42 @@ class BenchError(Exception):
 
 
 @dataclass(frozen=True)
-class Launch:
-    """One timed launch; every time is in seconds."""
+class Variant:
+    kind: str  # upstream, off, fresh, reused, edited
+    code: str = ""  # the label of the git-slurm code (bench_venvs.code_label); "" for upstream
 
+    @property
+    def name(self) -> str:
+        if self.kind == "upstream":
+            return "upstream 1.2.0"
+        what = "snapshot off" if self.kind == "off" else f"snapshot on, {self.kind}"
+        return f"{self.code}: {what}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One timed launch; every time is in seconds (see COLUMNS)."""
+
+    variant: str
+    kind: str
+    code: str
     jobs: int
-    snapshot: bool
-    total: float  # command start -> command end, when sbatch has accepted every job
-    startup: float  # command start -> the launcher's first step (see COLUMNS)
-    snapshot_seconds: float  # what the launcher logged `git slurm-snapshot` took; 0 without
-    submission: float  # total - startup - snapshot_seconds
-    compose: float  # of submission: composing every job's config (see Marks)
-    sbatch: float  # last `#N : overrides` line -> `queued` line: pickling, sbatch, recording
-    slurm_job: str  # the job (or array) id squeue listed the launch's held jobs under
+    total: float
+    startup: float
+    sweeper: float
+    sweeper_compose: float
+    launcher: float
+    snapshot: float
+    compose: float
+    pickling: float
+    sbatch: float
+    per_job: float
+    slurm_job: str
+    load: float  # 1-minute load average just before
+    cpu_total: float = 0.0  # CPU seconds until queued (see launch_marks.py)
+    cpu_startup: float = 0.0
+    cpu_sweeper: float = 0.0
+    cpu_launcher: float = 0.0
 
 
 @dataclass
@@ -78,6 +108,7 @@ class Results:
     size: str
     jobs: list[int]
     reps: int
+    codes: list[str]
     machine: str
     started: str
     load_before: str
@@ -88,119 +119,145 @@ class Results:
 # ---- one launch ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Marks:
-    """When the launch log's lines that bound its phases were written (seconds since the epoch).
+class Bench:
+    """The reference repository, sealed, its snapshot worktrees in a scratch directory, and one
+    interpreter (with PYTHONPATH) per variant's code."""
 
-    With the snapshot: snapshot line (logged when `git slurm-snapshot` ends), each job's config
-    composed, executor made, sweep-dir line, `#N : overrides` lines, sbatch, `queued` line.
-    Without: executor made (submitit imported, ~40 ms), sweep-dir line, configs composed,
-    `#N` lines, sbatch, `queued` line.
-    """
+    def __init__(self, size: refrepo.Size, root: Path, codes: list[Path]) -> None:
+        self.env = sealed_environment(root / "home")
+        self.env.pop("PYTHONPATH", None)
+        self.size = size
+        self.repo = refrepo.prepare(root, size, self.env)
+        # the launcher's own setting rather than `git config slurm.worktreeDir`: the
+        # repository's config stays as run.py left it
+        self.worktrees = root / size.name / "slurm-launch"
+        shutil.rmtree(self.worktrees, ignore_errors=True)
+        self.upstream = bench_venvs.venv("upstream", bench_venvs.UPSTREAM, say)
+        self.git_slurm = bench_venvs.venv("git-slurm", bench_venvs.git_slurm_requirements(), say)
+        self.codes: dict[str, Path] = {}
+        for source in codes:
+            label = bench_venvs.code_label(source)
+            self.codes[label] = bench_venvs.code_copy(source, label)
 
-    snapshot_end: Optional[float]
-    snapshot_took: float  # as logged; 0 without the snapshot
-    sweep_dir: float
-    first_job: float
-    last_job: float
-    queued: float
+    def clean_up(self) -> None:
+        """The repository as prepare() leaves it: no snapshot or sweep dir of ours."""
+        refrepo.reset(self.repo, self.size, self.env)
+        shutil.rmtree(self.worktrees, ignore_errors=True)
 
-
-def stamp(text: str) -> float:
-    """A Hydra log time (local, milliseconds) as seconds since the epoch."""
-    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def marks(log: str, snapshot: bool) -> Marks:
-    took = SNAPSHOT_LINE.search(log)
-    sweep_dir, queued = SWEEP_DIR_LINE.search(log), QUEUED_LINE.search(log)
-    jobs = JOB_LINE.findall(log)
-    if snapshot != (took is not None) or sweep_dir is None or queued is None or not jobs:
-        say(f"launch log:\n{log[-3000:]}")
-        raise BenchError(f"snapshot {'on' if snapshot else 'off'}: unexpected launch log (above)")
-    return Marks(
-        snapshot_end=stamp(took.group(1)) if took else None,
-        snapshot_took=float(took.group(2)) if took else 0.0,
-        sweep_dir=stamp(sweep_dir.group(1)),
-        first_job=stamp(jobs[0]),
-        last_job=stamp(jobs[-1]),
-        queued=stamp(queued.group(1)),
-    )
-
-
-def phases(started: float, total: float, at: Marks, slurm_job: str, jobs: int) -> Launch:
-    """Split a launch's wall time at its log's marks (see COLUMNS)."""
-    if at.snapshot_end is None:  # no earlier line marks the launcher's start
-        first_step, composed = at.sweep_dir, at.first_job - at.sweep_dir
-    else:
-        first_step, composed = at.snapshot_end - at.snapshot_took, at.sweep_dir - at.snapshot_end
-    startup = first_step - started
-    return Launch(
-        jobs=jobs,
-        snapshot=at.snapshot_end is not None,
-        total=total,
-        startup=startup,
-        snapshot_seconds=at.snapshot_took,
-        submission=total - startup - at.snapshot_took,
-        compose=composed,
-        sbatch=at.queued - at.last_job,
-        slurm_job=slurm_job,
-    )
+    def command(self, variant: Variant, jobs: int, name: str) -> tuple[list[str], dict[str, str]]:
+        python = self.upstream if variant.kind == "upstream" else self.git_slurm
+        argv = [
+            str(python), "train.py", "-m", "hydra/launcher=submitit_slurm", f"seed=range({jobs})",
+            "+hydra.launcher.additional_parameters.hold=true", f"hydra.launcher.name={name}",
+            f"hydra.sweep.dir=multirun/{name}",
+        ]  # fmt: skip
+        env = dict(self.env)
+        if variant.kind != "upstream":
+            on = str(variant.kind in SNAPSHOT_KINDS).lower()
+            argv += [
+                f"hydra.launcher.snapshot.enabled={on}",
+                "hydra.launcher.snapshot.push_to_remote=false",
+                f"hydra.launcher.snapshot.worktree_dir={self.worktrees}",
+            ]
+            env["PYTHONPATH"] = str(self.codes[variant.code])
+        return argv, env
 
 
-def launch_argv(jobs: int, snapshot: bool, name: str, worktrees: Path) -> list[str]:
-    return [
-        sys.executable, "train.py", "-m", "hydra/launcher=submitit_slurm", f"seed=range({jobs})",
-        "hydra.launcher.wait=false", "+hydra.launcher.additional_parameters.hold=true",
-        f"hydra.launcher.name={name}", f"hydra.sweep.dir=multirun/{name}",
-        f"hydra.launcher.snapshot.enabled={str(snapshot).lower()}",
-        "hydra.launcher.snapshot.push_to_remote=false",
-        f"hydra.launcher.snapshot.worktree_dir={worktrees}",
-    ]  # fmt: skip
-
-
-def launch(bench: Bench, jobs: int, snapshot: bool) -> Launch:
-    """One timed launch, its queue checked, its jobs cancelled and its traces removed."""
-    repo, env = bench.repo, bench.env
+def launch(bench: Bench, variant: Variant, jobs: int) -> Launch:
+    """One timed launch, its queue checked, its jobs cancelled and its sweep dir removed."""
     name = f"gs-bench-{uuid.uuid4().hex[:10]}"
-    before = snapshot_branches(repo, env)
+    before = snapshot_branches(bench.repo, bench.env)
+    load = os.getloadavg()[0]
+    argv, env = bench.command(variant, jobs, name)
     try:
-        started = time.time()
-        total, log = timed_launch(launch_argv(jobs, snapshot, name, bench.worktrees), repo, env)
-        slurm_job = check_queue(name, jobs, QUEUED_JOB.findall(log))
+        started, got = timed_launch(argv, bench.repo, env)
+        slurm_job = check_queue(name, got["ids"])
     finally:
         cancel(name)
-    made = len(snapshot_branches(repo, env) - before)
-    if made != int(snapshot):
-        raise BenchError(f"launch {name} made {made} snapshots, expected {int(snapshot)}")
-    shutil.rmtree(repo / "multirun" / name)
-    refrepo.remove_snapshots(repo, env)  # the next snapshot is a fresh one too; flushed
-    return phases(started, total, marks(log, snapshot), slurm_job, jobs)
+    shutil.rmtree(bench.repo / "multirun" / name, ignore_errors=True)
+    made = len(snapshot_branches(bench.repo, bench.env) - before)
+    snapshot_on = variant.kind in SNAPSHOT_KINDS
+    if made != int(snapshot_on):
+        raise BenchError(f"launch {name} made {made} snapshots, expected {int(snapshot_on)}")
+    reused = got["marks"].get("reused")
+    if snapshot_on and reused != float(variant.kind == "reused"):
+        raise BenchError(f"{variant.name}: the snapshot's reused flag was {reused}")
+    return split(variant, jobs, started, got, slurm_job, load)
 
 
-def timed_launch(argv: list[str], repo: Path, env: dict[str, str]) -> tuple[float, str]:
-    """(wall seconds, stdout) of a launch that must succeed.
+def split(
+    variant: Variant, jobs: int, started: float, got: dict[str, Any], slurm_job: str, load: float
+) -> Launch:
+    marks, sums, cpu = got["marks"], got["sums"], got["cpu"]
+    launcher = marks["queued"] - marks["launch"]
+    snapshot, pickling, sbatch = (
+        sums.get(f"{what}.launcher", 0.0) for what in ("snapshot", "pickle", "sbatch")
+    )
+    return Launch(
+        variant=variant.name,
+        kind=variant.kind,
+        code=variant.code,
+        jobs=jobs,
+        total=marks["queued"] - started,
+        startup=marks["sweep"] - started,
+        sweeper=marks["launch"] - marks["sweep"],
+        sweeper_compose=sums.get("compose.sweeper", 0.0),
+        launcher=launcher,
+        snapshot=snapshot,
+        compose=sums.get("compose.launcher", 0.0),
+        pickling=pickling,
+        sbatch=sbatch,
+        per_job=launcher - snapshot - pickling - sbatch,
+        slurm_job=slurm_job,
+        load=load,
+        cpu_total=cpu["queued"],
+        cpu_startup=cpu["sweep"],
+        cpu_sweeper=cpu["launch"] - cpu["sweep"],
+        cpu_launcher=cpu["queued"] - cpu["launch"],
+    )
 
-    The launch runs in its own session, so that when this run is interrupted it (and the sbatch
-    it may be running) can be killed before its jobs are cancelled: none is submitted after.
+
+def timed_launch(argv: list[str], repo: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """(start time, what launch_marks.py reported) of a launch, killed once it has queued.
+
+    The launch runs in its own session, so that it (and the sbatch it may be running) is killed
+    before its jobs are cancelled, also when this run is interrupted: none is submitted after.
     """
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    read, write = os.pipe()
+    env = dict(env, GS_BENCH_MARKS_FD=str(write))
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.time()
+        proc = subprocess.Popen(
+            argv, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, pass_fds=(write,), start_new_session=True,
+        )  # fmt: skip
+        os.close(write)
+        try:
+            report = read_report(read)
+        finally:
+            os.close(read)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        say(f"{' '.join(argv)} failed ({proc.returncode}):\n{err[-3000:]}")
-        lines = [line.strip() for line in err.splitlines() if line.strip()]
-        raise BenchError(f"a launch failed (above): {lines[-1] if lines else proc.returncode}")
-    return seconds, out
+        if report is None:
+            out.seek(0)
+            say(f"{' '.join(argv)} ended ({proc.returncode}) before queuing:\n{out.read()[-3000:]}")
+            raise BenchError("a launch did not queue its jobs (above)")
+    return started, report
+
+
+def read_report(fd: int) -> Optional[dict[str, Any]]:
+    """The hook's one JSON line, or None when the launch ended (or hung) without one."""
+    data = b""
+    deadline = time.monotonic() + LAUNCH_DEADLINE
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            return None
+        data += chunk
+    report: dict[str, Any] = json.loads(data)
+    return report
 
 
 # ---- the queue -----------------------------------------------------------------------------
@@ -227,19 +284,19 @@ def check_cluster() -> None:
         raise BenchError(f"no SLURM node takes jobs (sinfo states: {states or 'none'})")
 
 
-def check_queue(name: str, jobs: int, logged: list[str]) -> str:
-    """The id of the launch's job (or array) once squeue shows exactly `jobs` held jobs of
-    that name, one per task, with the ids the launcher logged; BenchError otherwise."""
+def check_queue(name: str, logged: list[str]) -> str:
+    """The id of the launch's job (or array) once squeue shows exactly the held jobs of that
+    name that submitit returned, one per task, in one submission; BenchError otherwise."""
     rows = [line.split() for line in slurm(["squeue", "-h", "-r", "-n", name, "-o", "%i %T %r"])
             .splitlines()]  # fmt: skip
     ids = sorted(row[0] for row in rows)
     held = all(row[1:] == ["PENDING", "JobHeldUser"] for row in rows)
     arrays = {job_id.split("_")[0] for job_id in ids}
-    one_launch = len(arrays) == 1 and (jobs == 1 or all("_" in job_id for job_id in ids))
-    if len(ids) != jobs or ids != sorted(logged) or not held or not one_launch:
+    one_launch = len(arrays) == 1 and (len(ids) == 1 or all("_" in job_id for job_id in ids))
+    if ids != sorted(logged) or not held or not one_launch:
         raise BenchError(
-            f"launch {name}: expected {jobs} held job(s) in one submission, with the ids it "
-            f"logged ({len(logged)}); squeue lists {rows[:5]}{'...' if len(rows) > 5 else ''}"
+            f"launch {name}: expected {len(logged)} held job(s) in one submission, with the ids "
+            f"submitit returned; squeue lists {rows[:5]}{'...' if len(rows) > 5 else ''}"
         )
     return arrays.pop()
 
@@ -259,39 +316,57 @@ def cancel(name: str) -> None:
 # ---- the run -------------------------------------------------------------------------------
 
 
-def case_order(jobs: list[int], rep: int) -> list[tuple[int, bool]]:
-    """Every (jobs, snapshot) case once, rotated so that each takes every place in turn."""
-    cases = [(n, on) for on in (True, False) for n in jobs]
-    shift = rep % len(cases)
-    return cases[shift:] + cases[:shift]
+def blocks(codes: list[str], kinds: list[str]) -> list[list[Variant]]:
+    """The variants in the groups that run back to back: fresh, reused and edited build on each
+    other's snapshot (reused and edited need fresh); upstream and each off launch stand alone."""
+    groups = [[Variant("upstream")]] if "upstream" in kinds else []
+    for code in codes:
+        if "off" in kinds:
+            groups.append([Variant("off", code)])
+        chain = [Variant(kind, code) for kind in SNAPSHOT_KINDS if kind in kinds]
+        if chain:
+            groups.append(chain)
+    return groups
 
 
-class Bench:
-    """The reference repository, sealed, with its snapshot worktrees in a scratch directory."""
-
-    def __init__(self, size: refrepo.Size, root: Path) -> None:
-        self.env = sealed_environment(root / "home")
-        self.size = size
-        self.repo = refrepo.prepare(root, size, self.env)
-        # the launcher's own setting rather than `git config slurm.worktreeDir`: the
-        # repository's config stays as run.py left it
-        self.worktrees = root / size.name / "slurm-launch"
-        shutil.rmtree(self.worktrees, ignore_errors=True)
-
-    def clean_up(self) -> None:
-        """The repository as prepare() leaves it: no snapshot or sweep dir of ours."""
-        refrepo.reset(self.repo, self.size, self.env)
-        shutil.rmtree(self.worktrees, ignore_errors=True)
+def rotated(groups: list[list[Variant]], rep: int) -> list[list[Variant]]:
+    shift = rep % len(groups)
+    return groups[shift:] + groups[:shift]
 
 
-def measure(bench: Bench, jobs: list[int], reps: int) -> Results:
+def run_group(bench: Bench, group: list[Variant], jobs: int) -> list[Launch]:
+    launches = []
+    edited = bench.repo / EDITED
+    for variant in group:
+        if variant.kind == "fresh":
+            refrepo.remove_snapshots(bench.repo, bench.env)
+        if variant.kind != "edited":
+            launches.append(launch(bench, variant, jobs))
+            continue
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"# one more line\n")
+        try:
+            launches.append(launch(bench, variant, jobs))
+        finally:
+            edited.write_bytes(original)
+        refrepo.remove_snapshots(bench.repo, bench.env)
+    return launches
+
+
+def measure(bench: Bench, jobs: list[int], reps: int, kinds: list[str]) -> Results:
+    codes = list(bench.codes)
     results = Results(
-        bench.size.name, jobs, reps, machine(), dt.datetime.now().isoformat(), load_average()
-    )
+        bench.size.name, jobs, reps, codes, machine(), dt.datetime.now().isoformat(),
+        load_average(),
+    )  # fmt: skip
+    say("warming up (one untimed 1-job launch per interpreter: byte-code caches, page cache)")
+    for variant in [Variant("upstream"), *(Variant("off", code) for code in codes)]:
+        launch(bench, variant, 1)
     for rep in range(reps):
-        for n, on in case_order(jobs, rep):
-            results.launches.append(launch(bench, n, on))
-        say(f"repetition {rep + 1}/{reps} done; load {load_average()}")
+        for n in jobs:
+            for group in rotated(blocks(codes, kinds), rep):
+                results.launches += run_group(bench, group, n)
+            say(f"repetition {rep + 1}/{reps}, {n} jobs done; load {load_average()}")
     results.load_after = load_average()
     return results
 
@@ -301,16 +376,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     # a plain `kill` should still cancel the held jobs: the `finally` blocks run on SystemExit
     signal.signal(signal.SIGTERM, _exit_on_signal)
     size = refrepo.SIZES[args.size]
-    reps = args.reps or (2 if args.size == "small" else 5)
     try:
         check_cluster()
-        bench = Bench(size, Path(args.root))
+        bench = Bench(size, Path(args.root), [Path(code).resolve() for code in args.code])
         try:
             say(f"reference repository: {bench.repo} ({size.name}); load {load_average()}")
-            results = measure(bench, args.jobs, reps)
+            results = measure(bench, args.jobs, args.reps, args.kinds)
         finally:
             bench.clean_up()
-    except (BenchError, RuntimeError) as exc:  # RuntimeError: a git command of common.run
+    except (BenchError, RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     text = report(results)
@@ -338,17 +412,37 @@ def job_counts(text: str) -> list[int]:
 
 def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=sorted(refrepo.SIZES), default="full")
-    parser.add_argument("--reps", type=int, help="launches of every case")
+    parser.add_argument("--small", action="store_true", help="CI smoke run")
+    parser.add_argument("--size", choices=sorted(refrepo.SIZES))
+    parser.add_argument("--reps", type=int, help="launches of every variant (default 3)")
+    parser.add_argument("--jobs", type=job_counts, help="jobs per launch (default 1,100,1000)")
+    parser.add_argument("--code", action="append", help="checkout to compare (repeatable)")
     parser.add_argument(
-        "--jobs", type=job_counts, default=[1, 100], help="jobs per launch, e.g. 1,100"
+        "--kinds", default=",".join(KINDS), help=f"variants to run (default {','.join(KINDS)})"
     )
     parser.add_argument("--root", default=str(refrepo.DEFAULT_ROOT))
     parser.add_argument("--json", help="write every launch here")
     parser.add_argument("--markdown", help="write the report here")
     args = parser.parse_args(argv)
-    if args.reps is not None and args.reps < 1:
+    small = args.small or args.size == "small"
+    args.size = args.size or ("small" if small else "full")
+    args.reps = args.reps or (1 if small else 3)
+    args.jobs = args.jobs or ([1, 10] if small else [1, 100, 1000])
+    args.code = args.code or [str(bench_venvs.CHECKOUT)]
+    args.kinds = args.kinds.split(",")
+    if args.reps < 1:
         parser.error("--reps must be >= 1")
+    chain = [kind for kind in SNAPSHOT_KINDS if kind in args.kinds]
+    if (
+        set(args.kinds) - set(KINDS)
+        or "upstream" not in args.kinds
+        or chain[:1]
+        not in (
+            [],
+            ["fresh"],
+        )
+    ):
+        parser.error(f"--kinds: from {','.join(KINDS)}; upstream always; reused, edited need fresh")
     return args
 
 
@@ -359,31 +453,21 @@ def say(text: str) -> None:
 # ---- report --------------------------------------------------------------------------------
 
 COLUMNS = """\
-Columns: *total* is the wall time of the command, from its start until it exits, which it does
-once sbatch has accepted every job (squeue then listed them all, held). *start-up* runs from the
-command's start to the launcher's first step: Python, imports, Hydra composing the config and
-the sweep, whose basic sweeper composes every job's config once to check the batch (so it grows
-with the jobs); with the snapshot it ends when `git slurm-snapshot` starts (its logged time
-subtracted from its log line's), without it at the launcher's sweep-dir line, just after
-importing submitit (~40 ms). *snapshot* is what the launcher logged `git slurm-snapshot` took.
-*submission* is the rest, until the interpreter has exited; *of which composing* is the
-launcher composing every job's config once more (at launch time with the snapshot, so that a
-queued job's config cannot change; without it for the jobs' output dirs, as
-`hydra.launcher.wait=false` reports them), *of which sbatch* runs from the last `#N : overrides`
-line to the `queued` line: pickling the jobs, sbatch, recording the job ids with the snapshot.
-What is left of submission is logging each job's line twice and the interpreter's exit. Log
-times have millisecond resolution, the snapshot's 10 ms."""
-
-
-OVERHEAD = """\
-*Without* is the same launcher with `hydra.launcher.snapshot.enabled=false`, which submits as
-hydra-submitit-launcher 1.2.0 does; upstream has no `wait=false` (it waits for the jobs), so it
-does not compose the jobs' configs at launch, which saves the *composing* of the snapshot-off
-rows. *Overhead* is the difference of the median totals, *ratio* their quotient, *the rest* the
-overhead less the snapshot: importing git-slurm, each job carrying its composed config (larger
-pickles), recording the job ids. Every launch was checked, untimed: squeue listed exactly N
-held jobs of its name with the ids it logged (a plain job for 1, one array of N tasks for more),
-and it made one snapshot with the snapshot on, none without; its jobs were then cancelled."""
+Columns (medians, min - max over the repetitions): *total* runs from the command's start until
+submitit's map_array returned, when sbatch has accepted every job (squeue then listed them all,
+held; checked). *start-up*: Python, imports, Hydra composing the primary config, until Hydra's
+basic sweeper starts. *sweeper*: until it calls the launcher; it composes every job's config
+once to check the batch (*of which composing*): Hydra's time, the same for every launcher.
+*launcher*: from the launcher's call until the jobs are queued; split into *snapshot*
+(git_slurm.launch.take_launch_snapshot), *per-job work* (the rest: composing each job's config
+again (*of which composing*, Hydra's load_sweep_config), logging, building the jobs' objects,
+moving the pickles), *pickling* (submitit's DelayedSubmission.dump, one per job) and *sbatch*.
+The split comes from launch_marks.py, loaded into each launch by its venv (no product code is
+changed); times are wall clock, so on a loaded machine every column includes waiting for a
+core. *ratio* is the median total over upstream's median total at the same job count. *CPU*:
+the CPU seconds (user + system, with git and sbatch) spent until the jobs were queued, and
+until each phase's end (medians): what the launch costs without the waiting for a core, so the
+fairer comparison while the machine is shared."""
 
 
 def seconds(value: float) -> str:
@@ -391,65 +475,67 @@ def seconds(value: float) -> str:
 
 
 def spread(values: list[float]) -> str:
-    """median (min - max)"""
+    """median (min - max); just the value for one repetition"""
+    if len(values) == 1:
+        return seconds(values[0])
     low, high = seconds(min(values)), seconds(max(values))
     return f"{seconds(statistics.median(values))} ({low} - {high})"
 
 
-def label(jobs: int, snapshot: bool) -> str:
-    what = "1 job" if jobs == 1 else f"{jobs} jobs (one array)"
-    return f"{what}, snapshot {'on' if snapshot else 'off'}"
+def median_of(launches: list[Launch], what: str) -> float:
+    return statistics.median(float(getattr(x, what)) for x in launches)
+
+
+def order(results: Results) -> list[str]:
+    names = [Variant("upstream").name]
+    for code in results.codes:
+        names += [Variant(kind, code).name for kind in ("off", *SNAPSHOT_KINDS)]
+    return names
 
 
 def report(results: Results) -> str:
     lines = [
-        f"### Launch overhead on SLURM ({results.size} reference repository)",
+        f"### Launch time on SLURM against upstream ({results.size} reference repository)",
         "",
-        "`train.py -m seed=range(N) hydra/launcher=submitit_slurm hydra.launcher.wait=false`, "
-        "jobs submitted held, on a single-node SLURM cluster on this machine. Every snapshot is "
-        f"fresh (no earlier one to reuse or link from). {results.reps} launches of each case, "
-        "taking turns in an order rotated every repetition.",
+        "`train.py -m seed=range(N) hydra/launcher=submitit_slurm`, jobs submitted held, on the "
+        "single-node SLURM cluster of this machine; hydra-core 1.3.2 and submitit 1.5.4 in both "
+        f"venvs. {results.reps} launch(es) of each variant and job count, taking turns in an "
+        "order rotated every repetition.",
         f"Machine: {results.machine}. Load average (1/5/15 min) before: {results.load_before}, "
         f"after: {results.load_after}. {results.started[:16]}.",
         "",
-        "| launch: median (min - max) | total | start-up | snapshot | submission "
-        "| of which composing | of which sbatch |",
-        "|---|---|---|---|---|---|---|",
+        "| jobs | variant | total | ratio | start-up | sweeper (of which composing) | launcher "
+        "| snapshot | per-job work (of which composing) | pickling | sbatch | CPU: total, ratio "
+        "| CPU: start-up / sweeper / launcher |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for jobs in results.jobs:
-        for on in (True, False):
-            got = [x for x in results.launches if x.jobs == jobs and x.snapshot == on]
-            cells = [
-                spread([x.total for x in got]),
-                spread([x.startup for x in got]),
-                spread([x.snapshot_seconds for x in got]) if on else "-",
-                spread([x.submission for x in got]),
-                spread([x.compose for x in got]),
-                spread([x.sbatch for x in got]),
-            ]
-            lines.append(f"| {label(jobs, on)} | {' | '.join(cells)} |")
-    lines += ["", *overhead_table(results), "", OVERHEAD, "", COLUMNS]
+        at = [x for x in results.launches if x.jobs == jobs]
+        upstream = [x for x in at if x.kind == "upstream"]
+        base = median_of(upstream, "total")
+        cpu_base = median_of(upstream, "cpu_total")
+        for name in order(results):
+            got = [x for x in at if x.variant == name]
+            if not got:
+                continue
+            col = {what: spread([getattr(x, what) for x in got]) for what in asdict(got[0])
+                   if isinstance(getattr(got[0], what), float)}  # fmt: skip
+            snapshot = col["snapshot"] if got[0].kind in SNAPSHOT_KINDS else "-"
+            composing = [seconds(median_of(got, what)) for what in ("sweeper_compose", "compose")]
+            lines.append(
+                f"| {jobs} | {name} | {col['total']} | {median_of(got, 'total') / base:.2f}x "
+                f"| {col['startup']} | {col['sweeper']} ({composing[0]}) | {col['launcher']} "
+                f"| {snapshot} | {col['per_job']} ({composing[1]}) | {col['pickling']} "
+                f"| {col['sbatch']} | {seconds(median_of(got, 'cpu_total'))}, "
+                f"{median_of(got, 'cpu_total') / cpu_base:.2f}x | "
+                + " / ".join(
+                    seconds(median_of(got, what))
+                    for what in ("cpu_startup", "cpu_sweeper", "cpu_launcher")
+                )
+                + " |"
+            )
+    lines += ["", COLUMNS]
     return "\n".join(lines)
-
-
-def overhead_table(results: Results) -> list[str]:
-    """What the snapshot adds to a launch: medians with against without."""
-    lines = [
-        "| jobs | total with snapshot | without | overhead | ratio | of which the snapshot "
-        "| the rest |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for jobs in results.jobs:
-        on = [x for x in results.launches if x.jobs == jobs and x.snapshot]
-        off = [x for x in results.launches if x.jobs == jobs and not x.snapshot]
-        with_, without = (statistics.median(x.total for x in s) for s in (on, off))
-        snap = statistics.median(x.snapshot_seconds for x in on)
-        extra = with_ - without
-        lines.append(
-            f"| {jobs} | {seconds(with_)} | {seconds(without)} | {seconds(extra)} "
-            f"| {with_ / without:.2f}x | {seconds(snap)} | {seconds(extra - snap)} |"
-        )
-    return lines
 
 
 if __name__ == "__main__":
