@@ -22,7 +22,7 @@ from git_slurm.branches import (
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.head import read_head
+from git_slurm.head import Head, read_head
 from git_slurm.links import Link, make_links, plan_links, unignored_note
 from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
@@ -112,15 +112,18 @@ def commit_message(
     return f"{subject}{text}\n\n" + "\n".join(body) + "\n"
 
 
-def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
-    """Record the working tree on a new branch and (unless told not to) materialise it."""
+def take_snapshot(
+    checkout: Checkout, options: SnapshotOptions, head: Optional[Head] = None
+) -> Snapshot:
+    """Record the working tree on a new branch and (unless told not to) materialise it.
+    `head`: HEAD as `discover_with_head` just read it (None: read it here)."""
     started = time.monotonic()
     validate_prefix(checkout.git, options.prefix)
     link_rels = plan_links(checkout.git, checkout.toplevel, checkout.prefix, options.links)
     if options.make_worktree:
         refuse_worktree_dir_in_code(checkout, options.worktree_dir)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
-    head = read_head(checkout.git)
+    head = head or read_head(checkout.git)
     base, on_branch = head.commit, head.branch
     keep_out = [options.worktree_dir, *(checkout.toplevel / rel for rel in link_rels)]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)

@@ -14,7 +14,7 @@ from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
-from git_slurm.repo import Checkout, discover
+from git_slurm.repo import Checkout, discover_with_head
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
 
@@ -86,13 +86,13 @@ class SnapshotApp(GitSlurmApp):
 
     def main(self) -> int:
         show_progress(not self.quiet and sys.stderr.isatty())  # git's, of a push or checkout
-        checkout = discover()
+        checkout, head = discover_with_head()
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
 
             self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
-        snapshot = take_snapshot(checkout, self.options(checkout))
+        snapshot = take_snapshot(checkout, self.options(checkout), head)
         if self.json:
             print_json(snapshot.to_json())
         else:
