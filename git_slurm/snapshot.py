@@ -11,9 +11,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from git_slurm import faults, odb, submodules
+from git_slurm import faults
 from git_slurm.branches import (
     SNAPSHOT_REFLOG_MARK,
     create_snapshot_branch,
@@ -24,7 +24,6 @@ from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.head import Head, read_head
 from git_slurm.links import Link, make_links, plan_links, unignored_note
-from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
 from git_slurm.push import PUSH_TIMEOUT, PushResult, default_remote, push_branch, unpush
 from git_slurm.records import (
@@ -39,6 +38,9 @@ from git_slurm.records import (
 from git_slurm.repo import Checkout
 from git_slurm.verify import reusable_as_is
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
+
+if TYPE_CHECKING:  # imported where used: a snapshot of an unchanged tree needs none of them
+    from git_slurm.materialize import Materialised
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ def take_snapshot(
         assert base is not None
         commit = base
     else:
+        from git_slurm import odb  # only a new commit needs it (and it loads pygit2)
+
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
             checkout.git,
             capture.tree,
@@ -292,6 +296,9 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
 
 
 def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
+    from git_slurm import submodules
+    from git_slurm.materialize import materialise
+
     now = time.time()
     launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
     path = reserve_worktree_path(target.worktree_dir, target.branch)

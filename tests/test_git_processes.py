@@ -4,7 +4,10 @@ is checked without any (git's rules in Python: test_refnames.py)."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from gitrepo import Repo, run_tool
@@ -44,3 +47,24 @@ def test_a_subdirectory_and_a_detached_head_take_the_same_one(repo: Repo, tmp_pa
     assert subject == f"git-slurm snapshot of detached HEAD at {repo.git('rev-parse', 'HEAD')[:12]}"
     ran = git_commands(repo, tmp_path, "--no-push", "--json")
     assert [name for name, _ in ran].count("rev-parse") == 1, ran
+
+
+def test_unchanged_tree_loads_no_module_only_a_new_commit_or_worktree_needs(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """odb (and its pygit2) writes a commit, submodules fills a new worktree: on a reuse both
+    are only import time."""
+    assert run_tool("slurm-snapshot", "--no-push", cwd=repo.path).returncode == 0
+    shim = Path(__file__).resolve().parent.parent / "bin" / "git-slurm-snapshot"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(shim), "--no-push", "--json"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reused"]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "git_slurm.snapshot" in imported
+    assert not imported & {"git_slurm.odb", "git_slurm.submodules", "pygit2"}
