@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 import git_slurm
+from git_slurm import faults
 from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import run_git
 from git_slurm.reminders import forget_cache
@@ -104,14 +105,37 @@ def move_aside(slot: Path) -> bool:
     """Move a foreign hook to the chained name for the shim to run; False when there is none."""
     chained = chained_path(slot.parent)
     if os.path.lexists(chained):
-        raise UsageError(
-            f"{chained} exists, and no git-slurm hook chains it: installing would overwrite or "
-            "revive it; move it away first"
-        )
+        raise orphan_refusal(chained)
     if not os.path.lexists(slot):
         return False
-    slot.rename(chained)  # a rename keeps content, mode, times and symlinks exactly
+    faults.point("hook-move")
+    move_no_clobber(slot, chained)
     return True
+
+
+def orphan_refusal(chained: Path) -> UsageError:
+    return UsageError(
+        f"{chained} exists, and no git-slurm hook chains it (another tool removed ours?): "
+        "installing would overwrite or revive it; `git slurm-snapshot --uninstall-hooks` puts "
+        "it back as your post-checkout hook, or move it away yourself"
+    )
+
+
+def move_no_clobber(source: Path, target: Path) -> None:
+    """Rename `source` to `target` unless `target` exists, atomically: a hard link fails on an
+    existing name where a rename would replace it. Two installs at once then cannot move one's
+    fresh shim over the user's hook that the other has just moved there. A link and an unlink
+    keep content, mode, times and a symlink (linked itself, not its target) exactly."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise orphan_refusal(target) from None
+    except OSError:  # a filesystem without hard links: the check above is all there is
+        if os.path.lexists(target):
+            raise orphan_refusal(target) from None
+        source.rename(target)
+        return
+    source.unlink()
 
 
 def migrate_old_chain(ours: Path) -> None:
@@ -131,16 +155,43 @@ def uninstall(checkout: Checkout) -> str:
     hooks = common_hooks_dir(checkout)
     ours = installed_at(hooks)
     if ours is None:
-        where = hooks / HOOK_NAME
-        return f"git-slurm's post-checkout hook is not installed at {where}: nothing to do"
+        return restore_stranded(hooks)
+    faults.point("hook-remove")
     migrate_old_chain(ours)
     forget_cache(checkout.common_dir)
+    # Take the hook away first, atomically, and look at what was taken: another uninstall may
+    # have removed ours and put the user's hook there since we looked.
+    taken = ours.with_name(f".{ours.name}.git-slurm-removed.{os.getpid()}")
+    ours.rename(taken)
+    if not is_ours(taken):
+        move_no_clobber(taken, ours)
+        return f"git-slurm's post-checkout hook is not installed at {ours}: nothing to do"
     chained = chained_path(hooks)
-    if os.path.lexists(chained):
-        chained.replace(ours)
-        return f"removed git-slurm's post-checkout hook; restored your previous hook at {ours}"
-    ours.unlink()
-    return f"removed git-slurm's post-checkout hook from {ours}"
+    try:
+        if os.path.lexists(chained):
+            move_no_clobber(chained, ours)
+            return f"removed git-slurm's post-checkout hook; restored your previous hook at {ours}"
+        return f"removed git-slurm's post-checkout hook from {ours}"
+    finally:
+        taken.unlink()
+
+
+def restore_stranded(hooks: Path) -> str:
+    """No shim of ours, yet the hook it chained is still kept: another tool replaced or removed
+    the shim (`pre-commit install --overwrite` deletes the hook it would chain), and with it
+    whatever ran the user's hook. Put that back when its place is free; else say where it is."""
+    main = hooks / HOOK_NAME
+    chained = chained_path(hooks)
+    if not os.path.lexists(chained):
+        return f"git-slurm's post-checkout hook is not installed at {main}: nothing to do"
+    if os.path.lexists(main):
+        return (
+            f"git-slurm's post-checkout hook is not installed at {main}; your previous hook is "
+            f"still kept at {chained} but not run (the hook at {main} replaced ours): move it "
+            "back yourself, or uninstall that hook and run this again"
+        )
+    move_no_clobber(chained, main)
+    return f"git-slurm's post-checkout hook was gone; restored your previous hook at {main}"
 
 
 def common_hooks_dir(checkout: Checkout) -> Path:

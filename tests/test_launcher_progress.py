@@ -39,7 +39,7 @@ def test_a_waiting_launch_names_its_jobs_and_its_failures(tmp_path: Path) -> Non
 
 def test_on_a_terminal_the_launch_keeps_one_status_line(tmp_path: Path) -> None:
     _, app = make_app_repo(tmp_path / "project")
-    rc, _, said = on_a_terminal(app_command(sys.executable, *ONE_FAILS), app)
+    rc, _, said = on_a_terminal(app_command(sys.executable, *ONE_FAILS), app, {"TERM": "xterm"})
     assert rc == 1
     lines = re.findall(r"\r\x1b\[Kgit-slurm: ([^\r\n]*)", said)
     assert lines, said

@@ -77,11 +77,13 @@ class SnapshotApp(GitSlurmApp):
     json = cli.Flag("--json", help="print exactly one JSON object on stdout, nothing else")
     install_hooks = cli.Flag(
         "--install-hooks",
-        excludes=["--uninstall-hooks"],
+        excludes=["--uninstall-hooks", "--json"],  # what they say is a sentence, no object
         help="install the post-checkout reminder hook (chaining an existing one) and exit",
     )
     uninstall_hooks = cli.Flag(
-        "--uninstall-hooks", help="remove the post-checkout reminder hook and exit"
+        "--uninstall-hooks",
+        excludes=["--json"],
+        help="remove the post-checkout reminder hook and exit",
     )
 
     def main(self) -> int:

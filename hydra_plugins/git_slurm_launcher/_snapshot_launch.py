@@ -1,10 +1,12 @@
 """A launch with `hydra.launcher.snapshot.enabled=true`: one snapshot, and jobs that run it.
 
-Submit side (`prepare`): take the snapshot, compose every job's config now, so that editing a
-YAML file after the launch changes no queued job (hydra #1945), and work out the shell lines
-that start each job inside the worktree. Job side (`SnapshotJob`): keep what the job ran in its
-output dir. Outputs are never written through the worktree: the sweep dir is made absolute in
-the original checkout, so recorded paths stay valid after `git slurm-gc` removes the worktree.
+Submit side (`prepare`, once per multirun: the first batch's snapshot serves every batch a
+sweeper launches): take the snapshot, point the config loader at the worktree's config dirs, so
+that editing a YAML file after the launch changes no queued job (hydra #1945) while each job
+still composes its own config as upstream's do, and work out the shell lines that start each
+job inside the worktree. Job side (`SnapshotJob`): keep what the job ran in its output dir.
+Outputs are never written through the worktree: the sweep dir is made absolute in the original
+checkout, so recorded paths stay valid after `git slurm-gc` removes the worktree.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
@@ -27,14 +28,17 @@ from git_slurm.jobstart import check_line
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
+from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
+from hydra_plugins.git_slurm_launcher._launch_checks import (
+    SnapshotLaunchError,
+    install_warning,
+    installing_setup_lines,
+)
+from hydra_plugins.git_slurm_launcher._main_script import ScriptTask, resolve_task, script_task
 
 log = logging.getLogger(__name__)
 
 RECORD_NAME = "snapshot.json"
-
-
-class SnapshotLaunchError(CompactHydraException):
-    """The snapshot could not be taken: nothing was submitted (Hydra prints just this line)."""
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,24 @@ class SnapshotJob:
     """What every job of a snapshot launch carries with the pickled launcher."""
 
     record: Dict[str, Any]  # the snapshot: branch, commit, base, dirty, worktree, ...
+    sweep_dir: str  # absolute, in the original checkout
+
+    def place_outputs(self, cfg: DictConfig) -> None:
+        """The job's sweep dir in the original checkout, never relative to the worktree, and
+        the original cwd (`get_original_cwd()`) the launch dir, as for upstream's jobs."""
+        with open_dict(cfg.hydra):
+            cfg.hydra.sweep.dir = self.sweep_dir
+            cfg.hydra.runtime.cwd = str(self.record["launch_dir"])
 
     def wrap(self, task_function: TaskFunction) -> TaskFunction:
         """The task, preceded by keeping the snapshot record in the job's output dir."""
 
-        @functools.wraps(task_function)
+        function = resolve_task(task_function)  # the script's own, imported from the worktree
+
+        @functools.wraps(function)
         def task(cfg: DictConfig) -> Any:
             self.write_record()
-            return task_function(cfg)
+            return function(cfg)
 
         return task
 
@@ -76,9 +90,9 @@ class PreparedLaunch:
 
     snapshot: LaunchSnapshot
     sweep_dir: Path  # absolute, in the original checkout
-    configs: List[DictConfig]  # each job's config, composed at launch time
     setup: List[str]  # shell lines that put a job into the worktree
     job: SnapshotJob
+    task: Optional[ScriptTask]  # pickled instead of a task function of `__main__`
 
     def submission_failed(self) -> None:
         """Say what becomes of the worktree: no job of this launch is recorded with it."""
@@ -134,14 +148,15 @@ def take_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapsho
     return snapshot
 
 
-def compose(
-    context: HydraContext, config: DictConfig, overrides: Sequence[str], sweep_dir: Path
-) -> DictConfig:
-    """The job's config as the job itself would compose it, with the sweep dir made absolute."""
-    cfg = context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(cfg.hydra):
-        cfg.hydra.sweep.dir = str(sweep_dir)
-    return cfg
+def freeze_configs(context: HydraContext, paths: PathMap) -> None:
+    """Every later composition with this context's loader (the jobs', the sweeper's for later
+    batches) reads the snapshot's YAML."""
+    for path in freeze_config_sources(context.config_loader, paths):
+        log.warning(
+            "git-slurm: config dir %s is not in the snapshot (ignored by git?); the jobs "
+            "read its YAML from the live checkout",
+            path,
+        )
 
 
 def job_setup(snapshot: LaunchSnapshot) -> List[str]:
@@ -160,22 +175,78 @@ def job_setup(snapshot: LaunchSnapshot) -> List[str]:
     return [*shell_setup(snapshot.workdir, pythonpath, env), check]
 
 
+def reuse(prepared: PreparedLaunch, batch_size: int) -> None:
+    """A later batch of the multirun runs the first batch's snapshot, code and config."""
+    log.info(
+        "git-slurm: %d more job(s) run snapshot %s (%s), as every batch of this multirun",
+        batch_size,
+        prepared.snapshot.branch,
+        prepared.snapshot.commit[:12],
+    )
+
+
+def frozen_task(task_function: TaskFunction, paths: PathMap) -> Optional[ScriptTask]:
+    """What the jobs get instead of a task function of the launched script, if anything."""
+    task, why_not = script_task(task_function, paths)
+    if why_not:
+        log.warning(
+            "git-slurm: the jobs run the task function as pickled at launch, not imported "
+            "from the snapshot: %s; its `__file__` and the globals it uses are the launch's",
+            why_not,
+        )
+    return task
+
+
+def snapshot_has_dir(workdir: Path, links: Sequence[str]) -> bool:
+    """Whether the snapshot holds `workdir` with code in it, not only made to hold the links
+    (the link paths, relative to the launch dir, are made even where git ignores the dir;
+    those of `git config slurm.link` are links too)."""
+    made_for_links = {Path(link).parts[0] for link in links if Path(link).parts}
+    try:
+        entries = list(workdir.iterdir())
+    except OSError:
+        return False
+    return any(not e.is_symlink() and e.name not in made_for_links for e in entries)
+
+
+def refuse_what_cannot_run(snapshot: LaunchSnapshot, settings: SnapshotSettings) -> None:
+    """Refuse, before anything is submitted, a launch whose jobs would fail in the queue."""
+    if not snapshot_has_dir(snapshot.workdir, settings.symlink_paths):
+        raise SnapshotLaunchError(
+            f"git-slurm: no job submitted: the launch directory {snapshot.launch_dir} is not "
+            "in the snapshot (ignored by git?), so no job could start in it; launch from a "
+            f"directory git tracks (`git slurm-gc` reclaims {snapshot.worktree} once it is "
+            f"{IN_USE_GRACE / 60:g} minutes old)"
+        )
+
+
+def warn_about_setup(setup: Any, paths: PathMap) -> None:
+    lines = [str(x) for x in setup] if isinstance(setup, (list, tuple)) else []
+    for line in installing_setup_lines(lines, paths.in_checkout):
+        log.warning("git-slurm: %s", install_warning(line))
+
+
 def prepare(
     context: HydraContext,
+    task_function: TaskFunction,
     config: DictConfig,
-    snapshot_params: Dict[str, Any],
-    job_overrides: Sequence[Sequence[str]],
+    params: Dict[str, Any],
+    first_batch: Sequence[Sequence[str]],
 ) -> PreparedLaunch:
-    """Snapshot the code, then compose the jobs' configs and plan their environment."""
+    """Snapshot the code and config, and plan the jobs' environment, for the whole multirun."""
     launch_dir = Path(os.getcwd())
     sweep_dir = absolute_sweep_dir(config, launch_dir)
-    message = f"Hydra launch of {len(job_overrides)} job(s), outputs in {sweep_dir}"
-    snapshot = take_snapshot(settings_from(snapshot_params, message), launch_dir)
-    configs = [compose(context, config, overrides, sweep_dir) for overrides in job_overrides]
+    message = f"Hydra multirun (first batch: {len(first_batch)} job(s)), outputs in {sweep_dir}"
+    settings = settings_from(params.get("snapshot") or {}, message)
+    snapshot = take_snapshot(settings, launch_dir)
+    refuse_what_cannot_run(snapshot, settings)
+    paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
+    warn_about_setup(params.get("setup"), paths)
+    freeze_configs(context, paths)
     return PreparedLaunch(
         snapshot=snapshot,
         sweep_dir=sweep_dir,
-        configs=configs,
         setup=job_setup(snapshot),
-        job=SnapshotJob(record=snapshot.record()),
+        job=SnapshotJob(record=snapshot.record(), sweep_dir=str(sweep_dir)),
+        task=frozen_task(task_function, paths),
     )

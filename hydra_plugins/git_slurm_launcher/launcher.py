@@ -53,6 +53,10 @@ class BaseSubmititLauncher(Launcher):
         self.hydra_context: Optional[HydraContext] = None
         # set on the copy of the launcher that the jobs of a snapshot launch unpickle
         self.snapshot_job: Optional[SnapshotJob] = None
+        # the multirun's snapshot, taken by the first `launch`: a sweeper that launches in
+        # batches (optuna, nevergrad, max_batch_size) instantiates its launcher once, and
+        # every batch must run the code and config of the command the user typed
+        self.prepared: Optional[PreparedLaunch] = None
 
     def setup(
         self,
@@ -72,10 +76,9 @@ class BaseSubmititLauncher(Launcher):
         job_num: int,
         job_id: str,
         singleton_state: Dict[type, Singleton],
-        composed: Optional[DictConfig] = None,
     ) -> JobReturn:
-        """Run one job (in the job's process). `composed` is the config a snapshot launch
-        composed at launch time; without it the job composes its own, as upstream does."""
+        """Run one job (in the job's process): it composes its own config, as upstream's do
+        (a snapshot launch's loader reads the snapshot's config dirs)."""
         # lazy import to ensure plugin discovery remains fast
         import submitit
 
@@ -85,12 +88,11 @@ class BaseSubmititLauncher(Launcher):
 
         Singleton.set_state(singleton_state)
         setup_globals()
-        if composed is None:
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, sweep_overrides
-            )
-        else:  # a copy: run_job marks it read-only, and a requeued job gets the same argument
-            sweep_config = copy.deepcopy(composed)
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, sweep_overrides
+        )
+        if self.snapshot_job is not None:
+            self.snapshot_job.place_outputs(sweep_config)
 
         with open_dict(sweep_config.hydra.job) as job:
             # Populate new job variables
@@ -182,9 +184,16 @@ class BaseSubmititLauncher(Launcher):
         # composed before submitting: composing is much slower once every job's pickled
         # arguments sit in memory (the garbage collector walks them all)
         configs = self._configs(job_overrides, prepared) if not wait else []
-        job_params = self._job_params(job_overrides, initial_job_idx, prepared)
-        runner = self._snapshot_runner(prepared.job) if prepared else self
-        return executor.map_array(runner, *zip(*job_params)), configs
+        job_params = self._job_params(job_overrides, initial_job_idx)
+        runner = self._snapshot_runner(prepared) if prepared else self
+        from hydra_plugins.git_slurm_launcher._shared_payload import write_payload
+
+        shared = write_payload(self._payload_folder(), runner)
+        return executor.map_array(shared, *zip(*job_params)), configs
+
+    def _payload_folder(self) -> Path:
+        """Where the launch's shared payload goes: beside the jobs' own submitit folders."""
+        return _first_fixed_folder(Path(str(self.params["submitit_folder"])).absolute())
 
     def _make_sweep_dir(self, absolute: Optional[Path]) -> None:
         """As upstream; a snapshot launch passes the sweep dir made absolute in the checkout."""
@@ -200,41 +209,49 @@ class BaseSubmititLauncher(Launcher):
         self,
         job_overrides: Sequence[Sequence[str]],
         initial_job_idx: int,
-        prepared: Optional[PreparedLaunch],
     ) -> List[Any]:
-        """`__call__`'s arguments for each job (a snapshot launch adds the composed config)."""
+        """Each job's own arguments of `__call__` (the shared payload adds the singleton
+        state, the same for every job)."""
         job_params: List[Any] = []
         for idx, overrides in enumerate(job_overrides):
             idx = initial_job_idx + idx
             lst = " ".join(filter_overrides(overrides))
             log.info(f"\t#{idx} : {lst}")
-            params: tuple[Any, ...] = (
-                list(overrides),
-                "hydra.sweep.dir",
-                idx,
-                f"job_id_for_{idx}",
-                Singleton.get_state(),
-            )
-            if prepared:
-                params += (prepared.configs[idx - initial_job_idx],)
-            job_params.append(params)
+            job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}"))
         return job_params
 
     def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
-        snapshot_params = self.params.get("snapshot") or {}
-        if not snapshot_params.get("enabled", False):
+        from hydra_plugins.git_slurm_launcher._launch_checks import (
+            SnapshotLaunchError,
+            unknown_snapshot_key,
+        )
+
+        refusal = unknown_snapshot_key(self.params)
+        if refusal:
+            raise SnapshotLaunchError(refusal)
+        if not (self.params.get("snapshot") or {}).get("enabled", False):
             return None
         # lazy import: git-slurm's snapshot code is only needed when the feature is on
-        from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare
+        from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare, reuse
 
+        if self.prepared is not None:  # a later batch of the same multirun
+            reuse(self.prepared, len(job_overrides))
+            return self.prepared
         assert self.config is not None and self.hydra_context is not None
-        return prepare(self.hydra_context, self.config, snapshot_params, job_overrides)
+        assert self.task_function is not None
+        self.prepared = prepare(
+            self.hydra_context, self.task_function, self.config, self.params, job_overrides
+        )
+        return self.prepared
 
-    def _snapshot_runner(self, job: SnapshotJob) -> BaseSubmititLauncher:
-        """A copy of this launcher for the jobs to unpickle: it carries the snapshot record,
-        and leaves this launcher as it was for the sweeper's next batch."""
+    def _snapshot_runner(self, prepared: PreparedLaunch) -> BaseSubmititLauncher:
+        """A copy of this launcher for the jobs to unpickle: it carries the snapshot record
+        (and, for a task of the launched script, where to find it in the snapshot), and
+        leaves this launcher as it was for the sweeper's next batch."""
         runner = copy.copy(self)
-        runner.snapshot_job = job
+        runner.snapshot_job = prepared.job
+        runner.task_function = prepared.task or self.task_function
+        runner.prepared = None  # the submit side's business, not the jobs'
         return runner
 
     def _detach_lines(self, wait: bool) -> List[str]:
@@ -244,12 +261,15 @@ class BaseSubmititLauncher(Launcher):
     def _configs(
         self, job_overrides: Sequence[Sequence[str]], prepared: Optional[PreparedLaunch]
     ) -> List[DictConfig]:
-        """Each job's composed config (a snapshot launch has them already)."""
-        if prepared:
-            return prepared.configs
+        """Each job's config, composed here only to say where its outputs go when nobody
+        waits for the jobs (upstream never does this: it always waits)."""
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
-        return [loader.load_sweep_config(self.config, list(o)) for o in job_overrides]
+        configs = [loader.load_sweep_config(self.config, list(o)) for o in job_overrides]
+        if prepared:
+            for cfg in configs:
+                prepared.job.place_outputs(cfg)
+        return configs
 
     def _queued(
         self,

@@ -1,0 +1,1 @@
+"""A package whose configs Hydra finds as pkg://cfgpkg.conf."""
