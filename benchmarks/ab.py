@@ -27,6 +27,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--size", choices=sorted(refrepo.SIZES), default="full")
     parser.add_argument("--root", default=str(refrepo.DEFAULT_ROOT))
+    parser.add_argument(
+        "--reuse-only", action="store_true", help="only the unchanged tree (short: more reps)"
+    )
     args = parser.parse_args()
     root = Path(args.root)
     env = sealed_environment(root / "home")
@@ -35,14 +38,23 @@ def main() -> int:
     worktrees = root / args.size / "scratch" / "snapshots"
     run(["git", "config", "slurm.worktreeDir", str(worktrees)], repo, env)
     samples: dict[str, list[float]] = {}
+    if args.reuse_only:  # the snapshot every run then reuses
+        refrepo.remove_snapshots(repo, env)
+        cases.snapshot(repo, env, "checkout")
     for rep in range(args.reps):
         shift = rep % len(args.trees)
         trees = args.trees[shift:] + args.trees[:shift]
         for tree in trees:
-            ran = cases.snapshot_sequence(repo, {**env, "PYTHONPATH": str(tree.resolve())})
-            for case in ("fresh", "reuse", "incremental"):
-                samples.setdefault(f"{tree} {case}", []).append(getattr(ran, case).seconds)
+            tree_env = {**env, "PYTHONPATH": str(tree.resolve())}
+            if args.reuse_only:
+                reused = cases.snapshot(repo, tree_env, "reused")
+                samples.setdefault(f"{tree} reuse", []).append(reused.seconds)
+            else:
+                ran = cases.snapshot_sequence(repo, tree_env)
+                for case in ("fresh", "reuse", "incremental"):
+                    samples.setdefault(f"{tree} {case}", []).append(getattr(ran, case).seconds)
             samples.setdefault("floor", []).append(cases.plumbum_floor(repo, env))
+    refrepo.remove_snapshots(repo, env)  # every reuse made a branch: leave none behind
     floor = statistics.median(samples["floor"])
     print(f"floor (import plumbum.cli): {floor * 1000:.0f} ms")
     for name, seconds in samples.items():
