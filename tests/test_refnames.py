@@ -47,7 +47,10 @@ def test_any_name_judged_as_git_judges_it(pieces: list[str]) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(st.characters(blacklist_characters="\0"), max_size=12))
+# (a name starting with `-` is an option to git check-ref-format, so no oracle for it)
+@given(
+    st.text(st.characters(blacklist_characters="\0"), max_size=12).filter(lambda t: t[:1] != "-")
+)
 def test_any_text_judged_as_git_judges_it(text: str) -> None:
     try:
         os.fsencode(text)
