@@ -1,11 +1,15 @@
 """Ages such as `--older-than 7d` or `2.weeks.ago`, in seconds.
 
-The short forms (`90s`, `30m`, `12h`, `7d`, `2w`, also `3 hours`, `10 min`) are read here,
-because git's approxidate reads `7d`, `30m` or `3 min` as something else entirely (a day of
-the month, a month, six days). Every other form
-goes to git itself, never to a re-implementation of approxidate: `git config --type=expiry-date`
-is the one git interface that parses approxidate *and* rejects what it does not understand
-(`git rev-parse --since=foo` silently means "now", which would make gc remove everything).
+The short forms (`90s`, `30m`, `12h`, `7d`, `2w`, also `3 hours`, `10 min`) and their
+combinations (`1d12h`, `1h30m`, `2 weeks 3 days`) are read here, because git's approxidate
+reads `7d`, `30m` or `3 min` as something else entirely (a day of the month, a month, six
+days). Every other form goes to git itself, never to a re-implementation of approxidate:
+`git config --type=expiry-date` is the one git interface that parses approxidate *and*
+rejects what it understands not at all (`git rev-parse --since=foo` silently means "now").
+It still skips any word it does not know and reads the rest: `1 fortnight` is "the 1st of
+this month", `1d12h` some day in the past year. So before git is asked, every word must be
+one approxidate knows (`_GIT_WORDS`): an age git would read only in part is an error, never
+whatever the rest happens to mean.
 """
 
 from __future__ import annotations
@@ -19,10 +23,80 @@ from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import run_git
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SHORT = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)",
-    re.IGNORECASE,
+_UNIT = r"(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)"
+_TERM = re.compile(rf"(\d+(?:\.\d+)?)\s*({_UNIT})(?![a-z])", re.IGNORECASE)
+# one or more terms, each unit at most once (checked below): `1d12h`, `2 weeks, 3 days`
+_SHORT = re.compile(rf"(?:\d+(?:\.\d+)?\s*{_UNIT}(?![a-z])[\s,]*)+", re.IGNORECASE)
+# Every word approxidate (git's date.c) knows. Month and weekday names count by any prefix of
+# three letters or more, as git matches them; anything else git would skip in silence.
+_GIT_WORDS = frozenset(
+    [
+        "ago",
+        "last",
+        "now",
+        "never",
+        "all",
+        "yesterday",
+        "today",
+        "noon",
+        "midnight",
+        "tea",
+        "am",
+        "pm",
+        "utc",
+        "gmt",
+        "z",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "second",
+        "seconds",
+        "minute",
+        "minutes",
+        "hour",
+        "hours",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+    ]
 )
+_GIT_NAMES = tuple(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ]
+)
+# numbers, dates and times (`2024-01-31`, `12:30:00`, `31/01/2024`), a zone such as `+0100`
+_GIT_NUMBERS = re.compile(r"[+-]?\d+(?:[-/:]\d+)*|\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?")
 # A number with at most a short word: meant as a short form, but not one (`7`, `-3d`, `5y`,
 # `7dd`). git would take these as some day of the month; refuse them instead.
 _LIKE_SHORT = re.compile(r"[+-]?\d+(?:\.\d+)?\s*[a-z]{0,2}", re.IGNORECASE)
@@ -40,11 +114,16 @@ def parse_age(text: str, now: Optional[float] = None) -> float:
     Raises UsageError for anything else, and for a date in the future.
     """
     stripped = text.strip()
-    short = _SHORT.fullmatch(stripped)
-    if short:
-        return float(short.group(1)) * UNITS[short.group(2)[0].lower()]
+    if _SHORT.fullmatch(stripped):
+        return _short_seconds(text, stripped)
     if not stripped or _LIKE_SHORT.fullmatch(stripped):
         raise UsageError(f"unknown age {text!r}: the units are s, m, h, d and w (as in 7d)")
+    unknown = _unknown_to_git(stripped)
+    if unknown is not None:
+        raise UsageError(
+            f"unknown age {text!r}: git's date parser does not know {unknown!r}; "
+            "use 30m, 12h, 7d, 2w, 1d12h or a git date like 2.weeks.ago"
+        )
     reference = int(time.time() if now is None else now)
     timestamp = _approxidate(stripped, reference)
     if timestamp >= _EXPIRE_ALL:
@@ -52,6 +131,26 @@ def parse_age(text: str, now: Optional[float] = None) -> float:
     if timestamp > reference:
         raise UsageError(f"age {text!r} lies in the future")
     return float(reference - timestamp)
+
+
+def _short_seconds(text: str, stripped: str) -> float:
+    """The seconds of one or more short terms (`1d12h`); a unit given twice is an error."""
+    terms = [(float(n), unit[0].lower()) for n, unit in _TERM.findall(stripped)]
+    units = [unit for _, unit in terms]
+    if len(set(units)) != len(units):
+        raise UsageError(f"unknown age {text!r}: each unit at most once (as in 1d12h)")
+    return sum(number * UNITS[unit] for number, unit in terms)
+
+
+def _unknown_to_git(text: str) -> Optional[str]:
+    """The first word of `text` that git's approxidate would skip, if any."""
+    for word in re.split(r"[\s.,]+", text.lower()):
+        if not word or word in _GIT_WORDS or _GIT_NUMBERS.fullmatch(word):
+            continue
+        if len(word) >= 3 and any(name.startswith(word) for name in _GIT_NAMES):
+            continue
+        return word
+    return None
 
 
 def _approxidate(text: str, reference: int) -> int:

@@ -6,16 +6,18 @@ A worktree is removed only when every rule lets it go:
    "being made" lock reason and no record. One made on this host goes at once when no
    process holds its tree's `tree_lock` (its maker held it throughout, and the kernel drops
    a dead process's flock), and stays while one does; one made elsewhere goes once untouched
-   for `IN_USE_GRACE` and `older_than`. A lock with someone else's reason means "keep it".
+   for `MAKING_GRACE` and `older_than`. A lock with someone else's reason means "keep it".
 2. It was last used more than `older_than` ago (a reused worktree is young again), and a launch
-   is not between making the snapshot and recording its jobs (`IN_USE_GRACE`).
+   is not between making the snapshot and recording its jobs: its launcher still lives
+   (`--handoff`; from another host: for `HANDOFF_GRACE`). A snapshot made by hand has no
+   hand-off.
 3. None of its recorded jobs is live (`jobstate`: pending, running, requeued, unknown ...).
 4. It holds no file a job wrote, unless `force`: everything `git status` shows besides the
    snapshot's own links would be lost with it. (A half-made snapshot never had a job: its
    path is printed only once its record is written.)
 
 Besides worktrees, gc removes what a killed capture leaves in a git dir: its private index
-copy (`git-slurm-index.*`) and a record being replaced, once older than `IN_USE_GRACE`.
+copy (`git-slurm-index.*`) and a record being replaced, once older than `TEMP_FILE_GRACE`.
 
 Rules 1-2 are read without a lock and the jobs asked for in one batch; rule 4 and the removal
 run under `repository_lock`, after checking that the record did not change meanwhile, so a
@@ -32,27 +34,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from git_slurm import gcbranches, submodules
+from git_slurm import config, gcbranches, submodules
 from git_slurm.age import format_age as _ago
 from git_slurm.diskusage import Usage, freeable, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git, read_git_file
-from git_slurm.jobstate import JobStatus, job_states
+from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
 from git_slurm.records import (
-    IN_USE_GRACE,
-    LOCK_REASON_MARK,
+    HANDOFF_GRACE,
+    MAKING_GRACE,
     RECORD_NAME,
+    TEMP_FILE_GRACE,
+    Handoff,
+    JobKey,
     JobRef,
     Launch,
     SnapshotRecord,
     admin_dir_of,
+    lock_text,
     making_branch_and_host,
     read_record,
     repository_lock,
     tree_lock_is_free,
+    user_lock,
 )
 from git_slurm.repo import Checkout
-from git_slurm.worktrees import prune_only
+from git_slurm.worktrees import DEFAULT_DIR_NAME, prune_only
 
 JOB_QUERY_TIMEOUT = 10.0
 MAX_LISTED_FILES = 1000  # job-written paths kept in a report (the count is always exact)
@@ -65,6 +72,8 @@ class JobReport:
     id: str
     kind: str
     host: str
+    cluster: Optional[str]
+    launch: Optional[str]  # the branch of the launch that submitted it
     state: str
     live: bool
     detail: str
@@ -139,6 +148,9 @@ class Candidate:
     # without a record: (branch, host) its "being made" lock reason names, read when found
     # (a report after its removal still names the branch)
     making: Optional[tuple[str, Optional[str]]] = None
+    # where git's links say it is, when it was found elsewhere (the repository was moved);
+    # `git worktree repair` makes git find it again before it is removed
+    moved_from: Optional[Path] = None
 
     @property
     def id(self) -> str:
@@ -168,10 +180,15 @@ def collect(
     if remote is not None:
         gcbranches.check_remote(checkout.git, remote, branches)
     report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
-    candidates = find_candidates(checkout.common_dir)
+    search = [
+        checkout.common_dir / DEFAULT_DIR_NAME,
+        config.SlurmConfig(checkout.git).worktree_dir(checkout),
+    ]
+    candidates = find_candidates(checkout.common_dir, search)
     due = survey(report, candidates, checkout)
-    statuses = job_states(_jobs_of(due), JOB_QUERY_TIMEOUT)  # no job: no query
-    settle_all(report, checkout, due, statuses)
+    # nothing due: SLURM is not asked at all
+    jobs = survey_jobs(_jobs_of(due), JOB_QUERY_TIMEOUT) if due else Survey(statuses={})
+    settle_all(report, checkout, due, jobs)
     report.temp_files = sweep_temp_files(checkout.common_dir, now, dry_run)
     if branches:
         known = [c.record for c in candidates if c.record is not None]
@@ -198,17 +215,15 @@ def survey(report: GcReport, candidates: list[Candidate], checkout: Checkout) ->
     return due
 
 
-def settle_all(
-    report: GcReport, checkout: Checkout, due: list[Candidate], statuses: dict[str, JobStatus]
-) -> None:
+def settle_all(report: GcReport, checkout: Checkout, due: list[Candidate], jobs: Survey) -> None:
     """Decide on (and unless dry_run remove) every due worktree, then prune the vanished."""
     # Measured before anything goes: snapshots hard-link the files they share, and a link
     # count read after a sibling's removal would make the shared data look like this one's.
-    usages = {c.id: measure(c) for c in due if not _live_jobs(c, statuses)}
+    usages = {c.id: measure(c) for c in due if not _live_jobs(c, jobs.statuses)}
     for candidate in due:
         usage = usages.get(candidate.id)
         outcome = settle(
-            checkout, candidate, statuses, force=report.force, dry_run=report.dry_run, usage=usage
+            checkout, candidate, jobs, force=report.force, dry_run=report.dry_run, usage=usage
         )
         if outcome is not None:  # None: a concurrent gc removed it meanwhile
             report.worktrees.append(outcome)
@@ -220,8 +235,10 @@ def settle_all(
 # ---- finding our worktrees ---------------------------------------------------------------
 
 
-def find_candidates(common_dir: Path) -> list[Candidate]:
-    """Every worktree git-slurm made in this repository: by record, never by name."""
+def find_candidates(common_dir: Path, search: Sequence[Path] = ()) -> list[Candidate]:
+    """Every worktree git-slurm made in this repository: by record, never by name. One whose
+    directory is not where git last saw it is looked for in `search` (the worktree dirs): a
+    repository moved with its snapshots inside leaves git's links pointing at the old place."""
     found = []
     for admin in sorted((common_dir / "worktrees").glob("*")):
         record = read_record(admin)
@@ -229,9 +246,38 @@ def find_candidates(common_dir: Path) -> list[Candidate]:
         if record is None and making is None:
             continue
         worktree = worktree_of(admin) or (Path(record.worktree) if record else None)
-        if worktree is not None:
-            found.append(Candidate(admin, worktree, record, making))
+        if worktree is None:
+            continue
+        moved = None
+        if not os.path.lexists(worktree / ".git"):
+            moved = relocated(admin, worktree.name, search)
+        found.append(
+            Candidate(admin, moved or worktree, record, making, moved_from=moved and worktree)
+        )
     return found
+
+
+def worktree_dirs(checkout: Checkout) -> list[Path]:
+    """Where snapshot worktrees are made: the default dir, and `slurm.worktreeDir`."""
+    configured = config.SlurmConfig(checkout.git).worktree_dir(checkout)
+    return [checkout.common_dir / DEFAULT_DIR_NAME, configured]
+
+
+def relocated(admin: Path, name: str, search: Sequence[Path]) -> Optional[Path]:
+    """The directory `name` in one of `search` whose `.git` file names admin dir `admin`
+    (by its id: the path it names is the old one)."""
+    for directory in dict.fromkeys(search):
+        path = directory / name
+        try:
+            text = read_git_file(path / ".git").strip()
+        except OSError:
+            continue
+        if text.startswith("gitdir: ") and PurePosixPath(text[8:]).parts[-2:] == (
+            "worktrees",
+            admin.name,
+        ):
+            return path
+    return None
 
 
 def worktree_of(admin: Path) -> Optional[Path]:
@@ -246,7 +292,7 @@ def worktree_of(admin: Path) -> Optional[Path]:
 def making_of(admin: Path) -> Optional[tuple[str, Optional[str]]]:
     """(branch, host) when locked by `worktrees.add_worktree` and never given a record: being
     made, or crashed, by us."""
-    return making_branch_and_host(_lock_reason(admin) or "")
+    return making_branch_and_host(lock_text(admin) or "")
 
 
 def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
@@ -302,7 +348,7 @@ def precheck(
         if alive is None:
             return _precheck_half_made(candidate, older_than, now)
         return kept(candidate, "in-use", "a snapshot is being made") if alive else None
-    foreign = foreign_lock(candidate.admin)
+    foreign = user_lock(candidate.admin)
     if foreign is not None:
         return kept(candidate, "locked", f"locked by someone else: {foreign}")
     record = candidate.record
@@ -324,32 +370,45 @@ def _precheck_half_made(
         idle = now - last_activity(candidate)
     except OSError:
         return None  # the admin dir vanished: settle() finds out under the lock
-    if idle <= IN_USE_GRACE:
+    if idle <= MAKING_GRACE:
         return kept(candidate, "in-use", f"a snapshot is being made (changed {_ago(idle)} ago)")
     if idle <= older_than:
         return kept(candidate, "younger", f"half made, younger than {_ago(older_than)}")
     return None
 
 
-def foreign_lock(admin: Path) -> Optional[str]:
-    """The reason of a lock that is not git-slurm's: whoever locked it wants it kept."""
-    reason = _lock_reason(admin)
-    if reason is None or reason.startswith(LOCK_REASON_MARK):
-        return None
-    return reason.strip() or "no reason given"
-
-
 def handing_to_jobs(record: SnapshotRecord, now: float) -> Optional[str]:
     """Why a just-launched worktree must stay although --older-than says otherwise, if it must.
 
     A launch makes (or reuses) the snapshot, submits the jobs and only then records them: in
-    between, no record shows that jobs are about to run here.
+    between, no record shows that jobs are about to run here. The launcher named itself
+    (`--handoff`): on this host gc asks whether that process still lives; a launcher on
+    another host is waited for `HANDOFF_GRACE`. A snapshot made by hand names none.
     """
-    launches = record.launches or [Launch(branch="", commit="", time=record.created)]
-    for launch in launches:
-        since = now - launch.time
-        if since <= IN_USE_GRACE and not _recorded(record, launch):
-            return f"launched {_ago(since)} ago; its jobs may not be recorded yet"
+    for launch in record.launches:
+        if not _recorded(record, launch):
+            why = handoff_pending(launch, now)
+            if why is not None:
+                return f"launch {launch.branch}: {why}" if len(record.launches) > 1 else why
+    return None
+
+
+def handoff_pending(launch: Launch, now: float) -> Optional[str]:
+    """Why the process that will record `launch`'s jobs may still do so, if it may."""
+    if launch.handoff is None:
+        return None
+    try:
+        handoff = Handoff.parse(launch.handoff)
+    except ValueError:
+        handoff = Handoff(f"unknown host ({launch.handoff!r})", 0, 0)
+    if handoff.host == socket.gethostname():
+        ref = JobRef(str(handoff.pid), "local", handoff.host, start_ticks=handoff.start_ticks)
+        if local_state(ref).live:
+            return f"its launcher (pid {handoff.pid}) has not recorded its jobs yet"
+        return None
+    since = now - launch.time
+    if since <= HANDOFF_GRACE:
+        return f"launched {_ago(since)} ago on {handoff.host}; its jobs may not be recorded yet"
     return None
 
 
@@ -372,34 +431,51 @@ def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:
 def settle(
     checkout: Checkout,
     candidate: Candidate,
-    statuses: dict[str, JobStatus],
+    survey: Survey,
     *,
     force: bool,
     dry_run: bool,
     usage: Optional[Usage] = None,
 ) -> Optional[WorktreeReport]:
     """Remove one due worktree, or say why not; None when it is gone already."""
-    jobs = _live_jobs(candidate, statuses, live_only=False)
+    jobs = _live_jobs(candidate, survey.statuses, live_only=False)
     live = [job for job in jobs if job.live]
     if live:
         return kept(candidate, "live-job", _live_detail(live), jobs=jobs)
+    working = unrecorded_job_use(candidate.worktree, survey)
+    if working is not None:
+        return kept(candidate, "live-job", working, jobs=jobs)
     with repository_lock(checkout.common_dir):
         if not candidate.admin.is_dir():
             return None
         if _changed(candidate):
             return kept(candidate, "in-use", "used again while gc ran", jobs=jobs)
         usage = usage or measure(candidate)
+        if candidate.moved_from is not None and not dry_run:
+            checkout.git.run("worktree", "repair", str(candidate.worktree), check=False)
         if not os.path.lexists(candidate.worktree / ".git"):
             return _vanished(checkout, candidate, jobs, usage, dry_run)
         return _remove_if_clean(checkout, candidate, jobs, usage, force=force, dry_run=dry_run)
 
 
 def _live_jobs(
-    candidate: Candidate, statuses: dict[str, JobStatus], live_only: bool = True
+    candidate: Candidate, statuses: dict[JobKey, JobStatus], live_only: bool = True
 ) -> list[JobReport]:
     """The candidate's jobs with their states (only the live ones, unless told otherwise)."""
-    jobs = [_job_report(job, statuses) for job in candidate.record.jobs] if candidate.record else []
-    return [job for job in jobs if job.live or not live_only]
+    return [job for job in _job_reports(candidate, statuses) if job.live or not live_only]
+
+
+def unrecorded_job_use(worktree: Path, survey: Survey) -> Optional[str]:
+    """Why a live SLURM job may work in `worktree` although no record says so, if one may:
+    its working directory lies in it (`sbatch --chdir` by hand, a launch that died before
+    recording), or the user's jobs could not be listed."""
+    if survey.unlisted is not None:
+        return f"cannot list your SLURM jobs, one may work in it: {survey.unlisted}"
+    inside = workdirs_in(survey.live_workdirs, worktree)
+    if inside:
+        more = f" (+{len(inside) - 1} more)" if len(inside) > 1 else ""
+        return f"a live SLURM job works in it: {inside[0]}{more}"
+    return None
 
 
 def measure(candidate: Candidate) -> Usage:
@@ -461,7 +537,7 @@ def _remove_if_clean(
 def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     """`git worktree unlock` + `git worktree remove`: links go as links, nothing behind them
     is followed. On failure the lock is put back, so the worktree stays protected."""
-    reason = _lock_reason(candidate.admin)
+    reason = lock_text(candidate.admin)
     path = str(candidate.worktree)
     record = candidate.record
     nested = submodules.found_in(candidate.worktree) if record is None else record.submodules
@@ -474,13 +550,6 @@ def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
     if candidate.admin.is_dir() and reason is not None:
         git.run("worktree", "lock", "--reason", reason, path, check=False)
     return f"git worktree remove failed: {last_line(err) or f'exit {rc}'}"
-
-
-def _lock_reason(admin: Path) -> Optional[str]:
-    try:
-        return read_git_file(admin / "locked")
-    except OSError:
-        return None
 
 
 def prune_vanished(checkout: Checkout, vanished: list[WorktreeReport]) -> list[str]:
@@ -506,7 +575,7 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
     the half-written records (`records.write_record`) that a killed snapshot left behind.
 
     Nothing tells a live capture's copy from a dead one's, so only those whose inode changed
-    longer than `IN_USE_GRACE` ago go (the ctime: the copy keeps the user's index's mtime).
+    longer than `TEMP_FILE_GRACE` ago go (the ctime: the copy keeps the user's index's mtime).
     """
     git_dirs = [common_dir, *(common_dir / "worktrees").glob("*")]
     patterns = ("git-slurm-index.*", f"{RECORD_NAME}.*.tmp")
@@ -514,7 +583,7 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
     for git_dir in git_dirs:
         for path in (p for pattern in patterns for p in git_dir.glob(pattern)):
             try:
-                if path.is_file() and now - path.lstat().st_ctime > IN_USE_GRACE:
+                if path.is_file() and now - path.lstat().st_ctime > TEMP_FILE_GRACE:
                     stale.append(path)
             except OSError:
                 continue
@@ -528,32 +597,72 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
 
 
 def job_written_files(candidate: Candidate) -> list[str]:
-    """Paths in the worktree that are not the snapshot's and not its links.
+    """Paths in the worktree that are not the snapshot's, not its links, and not caches.
 
     `git status` against the snapshot commit lists them: untracked and ignored files (a job's
     `wandb/` is usually ignored) and changed tracked files; in every submodule checked out in
-    it as well (the worktree's own status sees no ignored file inside one). Left out: the
-    recorded link paths while they are symlinks (removal unlinks them, nothing behind them is
-    touched), paths behind any symlink (not in the worktree at all), and paths that no longer
-    exist.
+    it as well (the worktree's own status sees no ignored file inside one). git looks into
+    no submodule directory that is not checked out (the snapshot leaves them empty without
+    --submodules): whatever is in one was written there, and counts. Left out: the recorded
+    link paths while they are symlinks (removal unlinks them, nothing behind them is
+    touched), paths behind any symlink (not in the worktree at all), paths that no longer
+    exist, and caches a job regenerates (`regenerable`).
     """
     links = set(candidate.record.links) if candidate.record else None
-    found = [
-        path
-        for path in unsaved_paths(Git(candidate.admin, candidate.worktree))
-        if holds_data(candidate.worktree, path.rstrip("/"), links)
-    ]
     nested_worktrees = (candidate.record.submodules if candidate.record else None) or []
+    trees = [("", candidate.worktree, candidate.admin, links)]
     for rel in nested_worktrees:
-        nested = candidate.worktree / rel
-        admin = admin_dir_of(nested)
-        if admin is None:
-            continue
-        found += [
-            f"{rel}/{path}"
-            for path in unsaved_paths(Git(admin, nested))
-            if holds_data(nested, path.rstrip("/"), set())
+        admin = admin_dir_of(candidate.worktree / rel)
+        if admin is not None:
+            trees.append((f"{rel}/", candidate.worktree / rel, admin, set()))
+    found = []
+    for prefix, root, admin, tree_links in trees:
+        git = Git(admin, root)
+        unsaved = unsaved_paths(git)
+        unsaved += [
+            f"{sub}/{path}"
+            for sub in gitlinks(git)
+            if f"{prefix}{sub}" not in nested_worktrees
+            for path in files_below(root / sub)
         ]
+        found += [
+            f"{prefix}{path}"
+            for path in unsaved
+            if holds_data(root, path.rstrip("/"), tree_links) and not regenerable(path)
+        ]
+    return found
+
+
+# Caches that a run writes and the next run regenerates from the code alone: not job data.
+# (`.ipynb_checkpoints` is not among them: it holds a notebook's earlier contents.)
+CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+CACHE_SUFFIXES = (".pyc", ".pyo")
+
+
+def regenerable(rel: str) -> bool:
+    """Is `rel` (relative, `/`-separated) a cache file: bytecode, or inside a tool's cache?"""
+    parts = PurePosixPath(rel.rstrip("/")).parts
+    if any(part in CACHE_DIRS - {"__pycache__"} for part in parts[:-1]):
+        return True
+    if rel.endswith("/"):
+        return parts[-1] in CACHE_DIRS
+    return parts[-1].endswith(CACHE_SUFFIXES)
+
+
+def gitlinks(git: Git) -> list[str]:
+    """The submodule paths of a work tree's index (mode 160000)."""
+    _, out, _ = git.run("ls-files", "--stage", "-z", check=False)
+    entries = (entry.split("\t", 1) for entry in out.split("\0") if "\t" in entry)
+    return [path for meta, path in entries if meta.startswith("160000 ")]
+
+
+def files_below(directory: Path) -> list[str]:
+    """Every non-directory below `directory`, relative to it; symlinks are not followed."""
+    found = []
+    for top, dirs, files in os.walk(directory):
+        rel = Path(top).relative_to(directory)
+        found += [(rel / name).as_posix() for name in files]
+        found += [(rel / name).as_posix() for name in dirs if (Path(top) / name).is_symlink()]
     return found
 
 
@@ -626,7 +735,10 @@ def job_files_detail(files: Sequence[str]) -> str:
 def kept(
     candidate: Candidate, reason: str, detail: str, jobs: Iterable[JobReport] = ()
 ) -> WorktreeReport:
-    return _outcome(candidate, KEPT, reason, detail, list(jobs), Usage())
+    """A worktree that stays; without `jobs` (kept before SLURM was asked) its recorded jobs
+    are listed as NOT_ASKED."""
+    listed = list(jobs) or _job_reports(candidate, {})
+    return _outcome(candidate, KEPT, reason, detail, listed, Usage())
 
 
 def _outcome(
@@ -658,9 +770,21 @@ def _with_files(report: WorktreeReport, files: list[str]) -> WorktreeReport:
     return report
 
 
-def _job_report(job: JobRef, statuses: dict[str, JobStatus]) -> JobReport:
-    status = statuses.get(job.id, JobStatus("UNKNOWN", True, "not asked"))
-    return JobReport(job.id, job.kind, job.host, status.state, status.live, status.detail)
+def _job_reports(candidate: Candidate, statuses: dict[JobKey, JobStatus]) -> list[JobReport]:
+    jobs = candidate.record.jobs if candidate.record else []
+    return [_job_report(job, statuses) for job in jobs]
+
+
+# a job gc did not ask about (its worktree stays for another reason); live: not known to end
+NOT_ASKED = JobStatus("NOT_ASKED", True, "not asked: the worktree stays for another reason")
+
+
+def _job_report(job: JobRef, statuses: dict[JobKey, JobStatus]) -> JobReport:
+    status = statuses.get(job.key, NOT_ASKED)
+    return JobReport(
+        job.id, job.kind, job.host, job.cluster, job.launch, status.state, status.live,
+        status.detail,
+    )  # fmt: skip
 
 
 def _live_detail(live: list[JobReport]) -> str:

@@ -19,7 +19,7 @@ from git_slurm.branches import SNAPSHOT_REFLOG_MARK, stamp_time
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT, redact
-from git_slurm.records import IN_USE_GRACE, SnapshotRecord, snapshot_worktrees
+from git_slurm.records import MAKING_GRACE, SnapshotRecord, snapshot_worktrees
 from git_slurm.repo import Checkout
 
 # The reflog message of a snapshot branch's creation (snapshot.take_snapshot).
@@ -73,9 +73,10 @@ def collect_branches(
     for name in sorted(origins):
         reason = keep_reason(name, heads[name], origins[name], in_use, checked_out)
         age = now - origins[name].created
-        if reason is None and age <= max(older_than, IN_USE_GRACE):
+        if reason is None and age <= max(older_than, MAKING_GRACE):
             reason = ("younger", f"created {format_age(age)} ago")
-        action, why = (KEPT, reason) if reason else (DELETED, ("unused", "unused snapshot"))
+        unused = ("unused", f"created {format_age(age)} ago, used by no kept worktree")
+        action, why = (KEPT, reason) if reason else (DELETED, unused)
         reports.append(BranchReport(name, heads[name], action, why[0], why[1]))
     doomed = [r for r in reports if r.action == DELETED]
     if not dry_run:

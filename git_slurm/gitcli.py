@@ -19,7 +19,7 @@ from typing import Any, Optional
 from plumbum import local
 
 from git_slurm.errors import ExitCode, GitSlurmError, git_reason
-from git_slurm.processes import kill_tree
+from git_slurm.processes import OWN_GROUP, kill_tree
 
 # `git rev-parse --local-env-vars` on git 2.39, plus the ones that only make sense together;
 # but not the configuration given to this very command (`git -c slurm.x=y slurm-snapshot`,
@@ -119,6 +119,7 @@ def run_git(
             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             stderr=None if terminal else subprocess.PIPE,
             **PATH_ENCODING,
+            **OWN_GROUP,  # kill_tree ends git with everything it started
         )
     try:
         out, err = proc.communicate(stdin, timeout=timeout)

@@ -3,8 +3,9 @@ restore what a job changed, refuse to run when that fails (verify.py says how).
 
 `check_line` is the shell line the launcher puts into every job's setup, after the `cd` into
 the worktree and before the job's Python starts (which imports the user's code while it
-unpickles the task). Its first half is the check itself, git alone, so a clean worktree costs
-one git run; only when that finds a difference does Python start this module:
+unpickles the task). Its first half is the check itself, git alone (its diff, then its list
+of index flags through grep), so a clean worktree costs two git runs; only when that finds a
+difference does Python start this module:
 `python -m git_slurm.jobstart WORKTREE COMMIT BRANCH`. It is started isolated (`-I`:
 neither the job's PYTHONPATH nor the worktree is on its path) with git-slurm's own location
 first, so no module of the user's, edited or not, can stand in for it.
@@ -35,10 +36,21 @@ def check_line(worktree: Path, commit: str, branch: str) -> str:
         raise GitSlurmError(f"{worktree} is not a git-slurm snapshot worktree")
     unset = [arg for name in REPO_LOCAL_VARS for arg in ("-u", name)]  # as gitcli does
     where = [f"--git-dir={admin}", f"--work-tree={worktree}"]
-    check = ["env", *unset, "git", *where, *check_args(commit, record.links, quiet=True)]
+    git = ["env", *unset, "git", *where]
+    check = [*git, *check_args(commit, record.links, quiet=True)]
     here = str(Path(git_slurm.__file__).resolve().parent.parent)
     fix = [sys.executable, "-I", "-c", ENTRY, here, str(worktree), commit, branch]
-    return f"{shlex.join(check)} || {shlex.join(fix)} || exit 1"
+    return f"{shlex.join(check)} && {no_hidden_entries(git)} || {shlex.join(fix)} || exit 1"
+
+
+def no_hidden_entries(git: list[str]) -> str:
+    """A shell test that no index entry is flagged assume-unchanged or skip-worktree (git's
+    diff never looks at those files: a job ran `git update-index`). Every line of `ls-files
+    -v` but the unflagged ("H ") ones is kept, and git's exit status is the last: only "0"
+    alone passes, so a flag, a failed git or a missing grep all go to the restore."""
+    one_line_each = ("-c", "core.quotePath=true", "-c", "core.fsmonitor=false")
+    tags = shlex.join([*git, *one_line_each, "ls-files", "-v"])
+    return f"""test "$({{ {tags}; echo "$?"; }} | grep -v '^H ')" = 0"""
 
 
 def report(restored: Restored, branch: str) -> Optional[str]:

@@ -9,25 +9,31 @@ controller down or slow, a process on another host) keeps its worktree. What cou
   that does not list a job proves it is none of those; `sacct` then only names how it ended.
 - local: the process is gone, a zombie, or its number now belongs to a later process.
 
-All SLURM ids are asked for in one `squeue` call (and one `sacct` call for those squeue no
-longer lists), both within one time budget.
+The user's jobs are listed with one `squeue` call per cluster (their working directories
+too: a worktree a live job runs in is kept, recorded or not); recorded ids it does not list
+are asked in one more `squeue` call, and those squeue no longer holds in one `sacct` call, all
+within one time budget. The clients run in a clean environment (no filter of the user's can
+hide a job) and are killed with their whole process group at the budget's end.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from plumbum import local
-from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
 
 from git_slurm.errors import last_line
-from git_slurm.records import JobRef
+from git_slurm.processes import run_bounded
+from git_slurm.records import JobKey, JobRef
 
 UNKNOWN = "UNKNOWN"
 ENDED = "ENDED"  # slurmctld forgot it and sacct could not say how it ended
@@ -119,27 +125,77 @@ def final(state: str) -> bool:
     return state.split(" ", 1)[0] in FINAL_STATES
 
 
-def job_states(jobs: Sequence[JobRef], timeout: float = 10.0) -> dict[str, JobStatus]:
-    """The status of every job, keyed by `JobRef.id`, within about `timeout` seconds.
+def job_states(jobs: Sequence[JobRef], timeout: float = 10.0) -> dict[JobKey, JobStatus]:
+    """The status of every job, keyed by `JobRef.key`, within about `timeout` seconds."""
+    return survey_jobs(jobs, timeout, list_users_jobs=False).statuses
 
-    Two jobs with the same id (a local pid equal to a SLURM id) share an entry that is live when
-    either is: the safe reading for whoever keeps a worktree by it.
+
+@dataclass
+class Survey:
+    """What SLURM and the local process table said in one go."""
+
+    statuses: dict[JobKey, JobStatus]  # of the jobs asked about, by `JobRef.key`
+    # working directories of the user's live SLURM jobs, recorded or not (sbatch --chdir by
+    # hand, a launch that died before recording its jobs)
+    live_workdirs: list[str] = field(default_factory=list)
+    # why those could not be listed (then any worktree may be some job's working directory);
+    # None when they were, or when this host has no SLURM client at all
+    unlisted: Optional[str] = None
+
+
+def survey_jobs(
+    jobs: Sequence[JobRef], timeout: float = 10.0, *, list_users_jobs: bool = True
+) -> Survey:
+    """The status of every job in `jobs` and, with `list_users_jobs`, the working directories
+    of the user's live SLURM jobs, within about `timeout` seconds.
+
+    One `squeue -u <uid>` per cluster lists the user's jobs (on the default cluster, and on
+    each cluster a recorded job names); a recorded job it does not list is asked for by id
+    (another user's), and only one squeue no longer holds goes to sacct.
     """
     deadline = time.monotonic() + timeout
+    found = Survey(statuses={})
     slurm = [job for job in jobs if job.kind == "slurm"]
-    other = [job for job in jobs if job.kind != "slurm"]
-    found: dict[str, JobStatus] = {}
-    for job_id, status in slurm_states([job.id for job in slurm], deadline).items():
-        _merge(found, job_id, status)
-    for job in other:
-        _merge(found, job.id, local_state(job) if job.kind == "local" else _unknown_kind(job))
+    clusters = sorted({job.cluster or "" for job in slurm} | ({""} if list_users_jobs else set()))
+    for cluster in clusters:
+        of_cluster = [job for job in slurm if (job.cluster or "") == cluster]
+        listed: Optional[list[Row]] = None
+        if list_users_jobs:
+            listed, failure = _users_jobs(cluster or None, deadline)
+            if failure is not None and not failure.endswith(_NOT_FOUND):
+                found.unlisted = failure if cluster == "" else f"{failure} (cluster {cluster})"
+            live = [row for row in listed or [] if not final(row[2])]
+            found.live_workdirs += [row[3] for row in live if row[3]]
+        states = slurm_states([job.id for job in of_cluster], deadline, cluster or None, listed)
+        for job in of_cluster:
+            found.statuses[job.key] = states[job.id]
+    for job in jobs:
+        if job.kind != "slurm":
+            found.statuses[job.key] = (
+                local_state(job) if job.kind == "local" else _unknown_kind(job)
+            )
     return found
 
 
-def _merge(found: dict[str, JobStatus], job_id: str, status: JobStatus) -> None:
-    known = found.get(job_id)
-    if known is None or (status.live and not known.live):
-        found[job_id] = status
+def workdirs_in(workdirs: Iterable[str], worktree: Path) -> list[str]:
+    """Those of `workdirs` that are `worktree` or lie below it, as written or resolved."""
+    spellings = {worktree, _resolved(worktree)}
+    return [
+        workdir
+        for workdir in workdirs
+        if any(
+            p == d or d in p.parents
+            for p in {Path(workdir), _resolved(Path(workdir))}
+            for d in spellings
+        )
+    ]
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _unknown_kind(job: JobRef) -> JobStatus:
@@ -148,9 +204,35 @@ def _unknown_kind(job: JobRef) -> JobStatus:
 
 # ---- SLURM -----------------------------------------------------------------------------
 
+# The clients read filters and output settings from the environment (SQUEUE_PARTITION,
+# SQUEUE_USERS, SQUEUE_STATES, SQUEUE_FORMAT, SACCT_FORMAT, SLURM_CLUSTERS, SLURM_TIME_FORMAT,
+# ...): any of them could hide a live job, or change what a row says. So every variable of
+# theirs goes, except those that say how to reach and authenticate to the controller; every
+# filter gc relies on is an explicit argument.
+_CLIENT_PREFIXES = ("SLURM_", "SQUEUE_", "SACCT_", "SINFO_", "SCONTROL_")
+_CLIENT_KEEP = frozenset({"SLURM_CONF", "SLURM_JWT"})
+_NOT_FOUND = "not found"
 
-def slurm_states(ids: Iterable[str], deadline: float) -> dict[str, JobStatus]:
-    """The status of each SLURM job id: squeue for all, then sacct for those squeue lacks."""
+
+def slurm_environment() -> dict[str, str]:
+    """The environment for squeue and sacct: ours, minus every setting that filters."""
+    # plumbum's view of the environment: the one every other command of ours runs with
+    return {
+        name: value
+        for name, value in local.env.getdict().items()
+        if name in _CLIENT_KEEP or not name.startswith(_CLIENT_PREFIXES)
+    }
+
+
+def slurm_states(
+    ids: Iterable[str],
+    deadline: float,
+    cluster: Optional[str] = None,
+    listed: Optional[list[Row]] = None,
+) -> dict[str, JobStatus]:
+    """The status of each SLURM job id of `cluster` (None: the default one): from the rows
+    of the user's jobs when `listed`, then squeue for the rest, then sacct for those squeue
+    lacks."""
     wanted = sorted(set(ids))
     parsed = {job_id: parse_slurm_id(job_id) for job_id in wanted}
     result = {
@@ -159,9 +241,15 @@ def slurm_states(ids: Iterable[str], deadline: float) -> dict[str, JobStatus]:
         if sid is None
     }
     asked = {job_id: sid for job_id, sid in parsed.items() if sid is not None}
+    if listed:
+        for job_id, sid in list(asked.items()):
+            states = _states_of(sid, listed)
+            if states:
+                result[job_id] = _status(states, "squeue")
+                del asked[job_id]
     if not asked:
         return result
-    rows, failure = _squeue(_query_ids(asked.values()), deadline)
+    rows, failure = _squeue(_query_ids(asked.values()), deadline, cluster)
     if failure is not None:
         result.update({job_id: JobStatus(UNKNOWN, True, failure) for job_id in asked})
         return result
@@ -172,7 +260,7 @@ def slurm_states(ids: Iterable[str], deadline: float) -> dict[str, JobStatus]:
             result[job_id] = _status(states, "squeue")
         else:
             missing[job_id] = sid
-    result.update(_ended_states(missing, deadline))
+    result.update(_ended_states(missing, deadline, cluster))
     return result
 
 
@@ -182,13 +270,31 @@ def _query_ids(sids: Iterable[SlurmId]) -> str:
     return ",".join(sorted({sid.base for sid in sids}, key=int))
 
 
-Row = tuple[SlurmId, str, str]  # (listed id, raw job id, state)
+Row = tuple[SlurmId, str, str, str]  # (listed id, raw job id, state, working dir or "")
+
+# -h: no header; -r: one line per array task; -t all: every state, also jobs that ended
+# within MinJobAge; --all: also hidden partitions' jobs. %Z: the working directory.
+_SQUEUE = ["-h", "-r", "--all", "-t", "all"]
 
 
-def _squeue(ids: str, deadline: float) -> tuple[list[Row], Optional[str]]:
+def _on(cluster: Optional[str]) -> list[str]:
+    return [] if cluster is None else ["-M", cluster]
+
+
+def _users_jobs(cluster: Optional[str], deadline: float) -> tuple[list[Row], Optional[str]]:
+    """Every job of this user that slurmctld holds, with its working directory."""
+    args = [*_SQUEUE, *_on(cluster), "-u", str(os.getuid()), "-o", "%i|%A|%T|%Z"]
+    rc, out, err, failure = _run_client("squeue", args, deadline)
+    if failure is not None:
+        return [], failure
+    if rc != 0:
+        return [], f"squeue failed: {last_line(err) or f'exit {rc}'}"
+    return _rows(out), None
+
+
+def _squeue(ids: str, deadline: float, cluster: Optional[str]) -> tuple[list[Row], Optional[str]]:
     """Rows of `squeue` for `ids`, or a reason why it could not be asked."""
-    # -t all: also jobs that ended within MinJobAge; -r: one line per array task
-    args = ["-h", "-r", "-t", "all", "-j", ids, "-o", "%i|%A|%T"]
+    args = [*_SQUEUE, *_on(cluster), "-j", ids, "-o", "%i|%A|%T"]
     rc, out, err, failure = _run_client("squeue", args, deadline)
     if failure is not None:
         return [], failure
@@ -199,15 +305,20 @@ def _squeue(ids: str, deadline: float) -> tuple[list[Row], Optional[str]]:
     return _rows(out), None
 
 
-def _ended_states(missing: dict[str, SlurmId], deadline: float) -> dict[str, JobStatus]:
+def _ended_states(
+    missing: dict[str, SlurmId], deadline: float, cluster: Optional[str]
+) -> dict[str, JobStatus]:
     """Jobs slurmctld no longer holds have ended; sacct, when it answers, says how."""
     if not missing:
         return {}
     rows: list[Row] = []
     why = "sacct was not asked: no time left"
     if deadline - time.monotonic() >= MIN_SACCT_TIME:
-        args = ["-n", "-P", "-X", "-j", _query_ids(missing.values()), "-o", "JobID,JobIDRaw,State"]
-        rc, out, err, failure = _run_client("sacct", args, deadline)
+        ids = _query_ids(missing.values())
+        args = ["-n", "-P", "-X", "--allusers", *_on(cluster), "-j", ids]
+        rc, out, err, failure = _run_client(
+            "sacct", [*args, "-o", "JobID,JobIDRaw,State"], deadline
+        )
         why = failure or (f"sacct: {last_line(err) or f'exit {rc}'}" if rc != 0 else "")
         rows = _rows(out) if rc == 0 and failure is None else []
     result = {}
@@ -222,18 +333,20 @@ def _ended_states(missing: dict[str, SlurmId], deadline: float) -> dict[str, Job
 
 
 def _rows(out: str) -> list[Row]:
-    """`id|raw|state` lines (squeue and sacct alike) as rows; unreadable lines are dropped."""
+    """`id|raw|state[|workdir]` lines (squeue and sacct alike) as rows; unreadable lines (a
+    `CLUSTER: name` banner of -M) are dropped."""
     rows = []
     for line in out.splitlines():
-        parts = line.strip().split("|")
-        sid = parse_slurm_id(parts[0]) if len(parts) == 3 else None
+        parts = line.rstrip("\n").split("|", 3)
+        sid = parse_slurm_id(parts[0]) if len(parts) >= 3 else None
         if sid is not None:
-            rows.append((sid, parts[1].strip(), parts[2].strip()))
+            workdir = parts[3] if len(parts) == 4 else ""
+            rows.append((sid, parts[1].strip(), parts[2].strip(), workdir))
     return rows
 
 
 def _states_of(sid: SlurmId, rows: list[Row]) -> list[str]:
-    return [state for row, raw, state in rows if sid.covers(row, raw)]
+    return [row[2] for row in rows if sid.covers(row[0], row[1])]
 
 
 def _status(states: list[str], source: str) -> JobStatus:
@@ -248,17 +361,17 @@ def _run_client(name: str, args: list[str], deadline: float) -> tuple[int, str, 
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return 1, "", "", f"{name} was not asked: no time left"
+    env = slurm_environment()
+    command = shutil.which(name, path=env.get("PATH"))
+    if command is None:
+        return 1, "", "", f"{name} {_NOT_FOUND}"
     try:
-        command = local[name]
-    except CommandNotFound:
-        return 1, "", "", f"{name} not found"
-    try:
-        rc, out, err = command[args].run(retcode=None, timeout=remaining)
-    except ProcessTimedOut:
+        rc, out, err = run_bounded([command, *args], env=env, timeout=remaining)
+    except subprocess.TimeoutExpired:
         return 1, "", "", f"{name} did not answer within {remaining:.3g}s"
     except OSError as exc:
         return 1, "", "", f"{name} could not run: {exc.strerror or exc}"
-    return int(rc), str(out), str(err), None
+    return rc, out, err, None
 
 
 # ---- local processes -------------------------------------------------------------------

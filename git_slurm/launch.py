@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -20,8 +21,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm.errors import GitSlurmError
-from git_slurm.processes import kill_tree
-from git_slurm.records import JobRef, SnapshotRecord, add_jobs
+from git_slurm.processes import OWN_GROUP, kill_tree
+from git_slurm.records import Handoff, JobRef, SnapshotRecord, add_jobs
 
 SNAPSHOT_TIMEOUT = 900.0  # a first push of a big repository can be slow; never hang forever
 SCRIPT = "git-slurm-snapshot"
@@ -154,11 +155,11 @@ def error_line(stderr: str, returncode: int) -> str:
 def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapshot:
     """Run `git slurm-snapshot --json` in `launch_dir`; any failure is a GitSlurmError."""
     env = snapshot_environment()
-    argv = snapshot_command(env) + settings.options()
+    argv = [*snapshot_command(env), *settings.options(), "--handoff", own_handoff().token]
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            argv, cwd=launch_dir, env=env, text=True,
+            argv, cwd=launch_dir, env=env, text=True, **OWN_GROUP,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
     except OSError as exc:
@@ -180,6 +181,15 @@ def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> Launch
     return LaunchSnapshot.from_json(data, launch_dir, seconds)
 
 
+def own_handoff() -> Handoff:
+    """This process, which records the jobs of the snapshot it asks for: while it lives,
+    `git slurm-gc` keeps the snapshot's worktree although no job is recorded yet."""
+    from git_slurm.jobstate import process_start_ticks  # see job_ref
+
+    pid = os.getpid()
+    return Handoff(socket.gethostname(), pid, process_start_ticks(pid) or 0)
+
+
 def job_ref(job_id: str, kind: str, launch: Optional[str] = None) -> JobRef:
     """The record of one submitted job: a SLURM job id, or a local job's process id."""
     if kind == "local":
@@ -188,7 +198,15 @@ def job_ref(job_id: str, kind: str, launch: Optional[str] = None) -> JobRef:
 
         ticks = process_start_ticks(int(job_id))
         return JobRef(id=job_id, kind=kind, start_ticks=ticks, launch=launch)
-    return JobRef(id=job_id, kind=kind, launch=launch)
+    bare, _, cluster = job_id.partition(";")  # `sbatch --parsable -M c` prints `id;c`
+    return JobRef(id=bare, kind=kind, launch=launch, cluster=cluster or submit_cluster())
+
+
+def submit_cluster() -> Optional[str]:
+    """The cluster sbatch submits to when SLURM_CLUSTERS names one, as it does for `-M`
+    (None: the default cluster). gc asks that cluster, whatever its own environment says."""
+    names = os.environ.get("SLURM_CLUSTERS", "").strip()
+    return names if names and "," not in names and names != "all" else None
 
 
 def record_jobs(snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str) -> SnapshotRecord:

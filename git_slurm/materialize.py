@@ -42,15 +42,16 @@ from git_slurm.records import (
     snapshot_worktrees,
     write_record,
 )
-from git_slurm.worktrees import STREAMING, add_worktree, remove_worktree
+from git_slurm.worktrees import NO_ASSUMED, STREAMING, add_worktree, remove_worktree
 
 # Hard links share an inode, so each link (and chmod) moves the ctime of every snapshot's copy
 # of a file: ctime proves nothing here, inode + mtime + size do (checkStat=default compares the
 # inode even when the user chose `minimal`). A copied index carries another worktree's
-# fsmonitor token, which must not be trusted. Big files stream (STREAMING).
+# fsmonitor token, which must not be trusted. Big files stream (STREAMING); no file git
+# writes is marked assume-unchanged, whatever core.ignoreStat says (NO_ASSUMED).
 STAT_CHECK = (
     "-c", "core.trustctime=false", "-c", "core.checkStat=default", "-c", "core.fsmonitor=false",
-    *STREAMING,
+    *STREAMING, *NO_ASSUMED,
 )  # fmt: skip
 MAX_SOURCES = 2  # a second try when the first source turns out to be edited
 GITLINK = "160000"
@@ -255,15 +256,34 @@ def name_status(out: str) -> list[tuple[str, str]]:
 
 
 def index_entries(git: Git) -> list[tuple[str, str]]:
-    """(mode, path) of every entry of the worktree's index; a conflict makes it unusable."""
-    out = git.run("ls-files", "-s", "-z")[1]
+    """(mode, path) of every entry of the worktree's index (a copy of the source's); a
+    conflict or an entry git's diff would not look at makes it unusable."""
+    entries = []
+    for tag, mode, stage, rel in tagged_entries(git):
+        if stage != "0":
+            raise SourceUnusable(f"the source snapshot has an unmerged entry {rel!r}")
+        if tag != CHECKED:
+            raise SourceUnusable(f"the source snapshot's index hides {rel!r} from git's diff")
+        entries.append((mode, rel))
+    return entries
+
+
+CHECKED = "H"  # `ls-files -v`: neither assume-unchanged (lower case) nor skip-worktree (S)
+
+
+def tagged_entries(git: Git) -> list[tuple[str, str, str, str]]:
+    """(tag, mode, stage, path) of every index entry, the tag as `git ls-files -v` gives it.
+
+    A job can set `--assume-unchanged` or `--skip-worktree` on an entry of its worktree's
+    index (git update-index); git's diff then never looks at that file, so an edit of it is
+    invisible to every check, and an index copied from there would carry the blind spot into
+    a new snapshot."""
+    out = git.run("ls-files", "-s", "-v", "-z")[1]
     entries = []
     for line in filter(None, out.split("\0")):
         meta, _, rel = line.partition("\t")
-        mode, _, stage = meta.split(" ")
-        if stage != "0":
-            raise SourceUnusable(f"the source snapshot has an unmerged entry {rel!r}")
-        entries.append((mode, rel))
+        tag, mode, _, stage = meta.split(" ")
+        entries.append((tag, mode, stage, rel))
     return entries
 
 

@@ -27,7 +27,8 @@ def open_repository(git_dir: Path) -> pygit2.Repository:
     # git has accepted this repository already (`repo.discover`), honouring safe.directory in
     # every form it takes (`git -c`, GIT_CONFIG_COUNT); libgit2 reads only config files and
     # would refuse a checkout of another uid that the user trusts for this command
-    pygit2.settings.owner_validation = False
+    # (pygit2.option, not pygit2.settings.owner_validation: that is not in pygit2 1.14)
+    pygit2.option(pygit2.enums.Option.SET_OWNER_VALIDATION, 0)
     try:
         return pygit2.Repository(str(git_dir))
     except pygit2.GitError as exc:

@@ -1,8 +1,13 @@
-"""Ending a child process for good: with every process it started.
+"""Child processes that end for good, with every process they started, within their bound.
 
 A command killed at its timeout may have started helpers (git's transport helpers, ssh, the
-`git-slurm-snapshot` that `git slurm-snapshot` runs) that hold its output pipes open or carry
-on its work: killing the child alone would leave us waiting on them, or leave them working.
+`git-slurm-snapshot` that `git slurm-snapshot` runs, the real `squeue` behind a site's wrapper
+script) that hold its output pipes open or carry on its work. Every child is therefore started
+as the leader of a session of its own (`start_new_session`): its process group holds all it
+starts, and one `killpg` ends them, with no race against a child forking meanwhile (walking
+/proc for children could miss one forked between the walk and the kill). A new session has no
+controlling terminal, so nothing of ours can prompt: git's own calls run with
+GIT_TERMINAL_PROMPT=0 anyway, and a background process group reading the terminal would stop.
 """
 
 from __future__ import annotations
@@ -11,35 +16,76 @@ import contextlib
 import os
 import signal
 import subprocess
-from pathlib import Path
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+# Popen keyword arguments for every child: see the module docstring.
+OWN_GROUP: dict[str, Any] = {"start_new_session": True}
+# How long a child's pipes may stay open after the child itself exited (a helper it left
+# behind holds them) before that helper is killed: the answer is in by then.
+PIPE_GRACE = 0.5
+_POLL = 0.05  # how often `run_bounded` looks whether the child itself has exited
 
 
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
-    """Kill `proc` and every process below it, then reap it."""
-    for pid in [*descendants(proc.pid), proc.pid]:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    """Kill `proc` and every process in its group (see OWN_GROUP), then reap it."""
+    kill_group(proc)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.communicate(timeout=5)  # a daemon that escaped (ssh ControlPersist) must not hang us
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from Linux's /proc (empty where it cannot tell)."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        parent = pending.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL the process group `proc` leads. Its id is `proc.pid` and cannot be reused while
+    a member lives, also after `proc` itself has exited and been reaped."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()  # not a group leader after all (started without OWN_GROUP)
+
+
+def run_bounded(
+    argv: Sequence[str], *, env: Mapping[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """Run `argv` to its end, or kill its whole group at `timeout`: (status, stdout, stderr).
+
+    Raises `subprocess.TimeoutExpired` when it did not exit in time. A helper that outlives
+    the child and keeps its pipes open is killed `PIPE_GRACE` after the child exited, so a
+    wrapper script's stray background process costs at most that.
+    """
+    proc = subprocess.Popen(
+        list(argv), env=dict(env), text=True, errors="replace",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **OWN_GROUP,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    exited_at = None
+    try:
+        while True:
             try:
-                listed = Path(f"/proc/{parent}/task/{task}/children").read_text()
-                children = [int(c) for c in listed.split()]
-            except (OSError, ValueError):
-                continue
-            found += children
-            pending += children
-    return found
+                out, err = proc.communicate(timeout=_POLL)
+                break
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if exited_at is None and _exited(proc):
+                    exited_at = now
+                if exited_at is not None and now - exited_at >= PIPE_GRACE:
+                    kill_group(proc)
+                    out, err = proc.communicate(timeout=5)
+                    break
+                if now >= deadline:
+                    raise
+    except BaseException:
+        kill_tree(proc)
+        raise
+    return int(proc.returncode), out, err
+
+
+def _exited(proc: subprocess.Popen[Any]) -> bool:
+    """Has the child exited? Asked without reaping it: while it is a zombie its pid, and so
+    its group's id, cannot go to another process, so `kill_group` cannot hit a stranger."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from git_slurm.errors import UsageError
 from git_slurm.gitcli import read_git_file, write_git_file
 
 RECORD_NAME = "git-slurm.json"
@@ -27,10 +28,18 @@ LOCK_NAME = "git-slurm.lock"
 LOCK_REASON_MARK = "git-slurm snapshot"
 BEING_MADE = "(being made)"
 FORMAT_VERSION = 1
-# How long a snapshot may be "in the making" or "being handed to jobs": a worktree locked as
-# being made whose admin dir changed within this time, or a launch younger than this with no
-# job recorded after it, is never removed by `git slurm-gc`, whatever --older-than says.
-IN_USE_GRACE = 15 * 60.0
+# Each grace period of `git slurm-gc` has one meaning. Where a process can be asked (same
+# host), gc asks it instead of waiting; these bound what cannot be asked:
+# a worktree locked as being made on another host, whose admin dir changed within this time
+MAKING_GRACE = 15 * 60.0
+# a launch handed to a launcher on another host that has not recorded its jobs yet
+HANDOFF_GRACE = 15 * 60.0
+# a private index copy or half-written record that a capture may still be using
+TEMP_FILE_GRACE = 15 * 60.0
+IN_USE_GRACE = MAKING_GRACE  # the older name of MAKING_GRACE
+
+
+JobKey = tuple[str, str, str, str]  # (kind, host, cluster, id): see JobRef.key
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,14 @@ class JobRef:
     submitted: float = field(default_factory=time.time)
     start_ticks: Optional[int] = None  # local jobs: /proc/PID/stat start time, against PID reuse
     launch: Optional[str] = None  # branch of the launch that submitted it (None: older record)
+    cluster: Optional[str] = None  # SLURM jobs: the cluster (`-M`) it runs on; None: default
+
+    @property
+    def key(self) -> JobKey:
+        """What names one job: a SLURM id within its cluster, from whatever host it was
+        submitted; a process id on its own host."""
+        host = self.host if self.kind != "slurm" else ""
+        return (self.kind, host, self.cluster or "", self.id)
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,31 @@ class Launch:
     branch: str
     commit: str
     time: float
+    # `Handoff.token` of the process that will record this launch's jobs (the launcher's);
+    # None: a snapshot made by hand, whose jobs (if any) nobody is about to record
+    handoff: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Which process will record a launch's jobs: `host:pid:start_ticks`, so that gc can tell
+    whether it still lives (the pid alone could be a later process's)."""
+
+    host: str
+    pid: int
+    start_ticks: int
+
+    @property
+    def token(self) -> str:
+        return f"{self.host}:{self.pid}:{self.start_ticks}"
+
+    @classmethod
+    def parse(cls, token: str) -> Handoff:
+        """Raises ValueError for anything but `host:pid:start_ticks`."""
+        host, pid, ticks = token.rsplit(":", 2)
+        if not host or not pid.isdigit() or not ticks.isdigit() or int(pid) <= 0:
+            raise ValueError(token)
+        return cls(host, int(pid), int(ticks))
 
 
 @dataclass
@@ -90,6 +132,14 @@ class SnapshotRecord:
         return cls(**fields)
 
 
+def checked_handoff(token: str) -> str:
+    """`token` when it is a `Handoff.token`; else the user's error."""
+    try:
+        return Handoff.parse(token).token
+    except ValueError:
+        raise UsageError(f"bad --handoff {token!r}: expected HOST:PID:START") from None
+
+
 def admin_dir_of(worktree: Path) -> Optional[Path]:
     """The admin dir (`.../worktrees/<id>`) of a linked worktree, from its `.git` file."""
     try:
@@ -111,11 +161,31 @@ def read_record(admin_dir: Path) -> Optional[SnapshotRecord]:
 
 
 def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
-    """Replace the record atomically, so a reader never sees half of it."""
+    """Replace the record atomically, so a reader never sees half of it; renew our lock
+    reason, never one the user gave (`user_lock`)."""
     tmp = admin_dir / f"{RECORD_NAME}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
     tmp.replace(admin_dir / RECORD_NAME)
-    write_git_file(admin_dir / "locked", lock_reason(record))
+    if user_lock(admin_dir) is None:
+        write_git_file(admin_dir / "locked", lock_reason(record))
+
+
+def lock_text(admin_dir: Path) -> Optional[str]:
+    """The reason of `git worktree lock` (empty when none was given); None: not locked."""
+    try:
+        return read_git_file(admin_dir / "locked")
+    except OSError:
+        return None
+
+
+def user_lock(admin_dir: Path) -> Optional[str]:
+    """The reason of a lock that is not git-slurm's (`git worktree lock [--reason]` by the
+    user): whoever locked it wants it kept, and git-slurm never re-locks, reuses or removes
+    it. None when it is unlocked or locked by git-slurm."""
+    reason = lock_text(admin_dir)
+    if reason is None or reason.startswith(LOCK_REASON_MARK):
+        return None
+    return reason.strip() or "no reason given"
 
 
 def making_reason(branch: str) -> str:

@@ -23,7 +23,7 @@ from git_slurm import config
 from git_slurm.branches import SNAPSHOT_REFLOG_MARK
 from git_slurm.diskusage import freeable
 from git_slurm.gitcli import Git
-from git_slurm.jobstate import UNKNOWN, job_states
+from git_slurm.jobstate import UNKNOWN, survey_jobs, workdirs_in
 from git_slurm.records import JobRef, SnapshotRecord, snapshot_worktrees
 from git_slurm.repo import Checkout
 
@@ -57,6 +57,8 @@ class Cache:
     checked: float = 0.0  # when the last refresh ended
     jobs: dict[str, CachedJob] = field(default_factory=dict)  # job_key -> state
     sizes: dict[str, CachedSize] = field(default_factory=dict)  # worktree path -> size
+    # working dirs of the user's live SLURM jobs (recorded or not); None: could not be listed
+    workdirs: Optional[list[str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +69,7 @@ class Cache:
             checked=float(data.get("checked", 0.0)),
             jobs={k: CachedJob(**v) for k, v in data.get("jobs", {}).items()},
             sizes={k: CachedSize(**v) for k, v in data.get("sizes", {}).items()},
+            workdirs=data.get("workdirs", []),
         )
 
 
@@ -124,9 +127,8 @@ def busy(git_dir: Path) -> bool:
 
 
 def job_key(job: JobRef) -> str:
-    """A SLURM id names one job; a local job is a process id, which only means something on
-    the host that started it."""
-    return f"local:{job.host}:{job.id}" if job.kind == "local" else f"{job.kind}:{job.id}"
+    """`JobRef.key` as text (a JSON object's key)."""
+    return ":".join(job.key)
 
 
 def all_jobs(records: list[SnapshotRecord]) -> list[JobRef]:
@@ -154,11 +156,15 @@ def is_open(cache: Cache, job: JobRef) -> bool:
 def stale_worktrees(
     records: list[SnapshotRecord], cache: Cache, stale_before: float
 ) -> list[SnapshotRecord]:
-    """Unused since `stale_before`, and every job known to have ended (what gc removes)."""
+    """Unused since `stale_before`, every job known to have ended, and no live SLURM job
+    working in it (what gc removes)."""
     return [
         record
         for record in records
-        if record.last_used < stale_before and not any(is_open(cache, j) for j in record.jobs)
+        if record.last_used < stale_before
+        and not any(is_open(cache, j) for j in record.jobs)
+        and cache.workdirs is not None
+        and not workdirs_in(cache.workdirs, Path(record.worktree))
     ]
 
 
@@ -175,7 +181,9 @@ def refresh_needed(
         return False
     if any(is_open(cache, job) for job in all_jobs(records)):
         return True
-    return any(size_due(cache, record, now) for record in old_worktrees(records, stale_before))
+    # an old worktree may be a hand-submitted job's working dir (SLURM's list says), and
+    # its size may be due
+    return bool(old_worktrees(records, stale_before))
 
 
 def old_worktrees(records: list[SnapshotRecord], stale_before: float) -> list[SnapshotRecord]:
@@ -251,7 +259,9 @@ def refresh_cache(common_dir: Path, stale_before: float, now: Optional[float] = 
     now = time.time() if now is None else now
     records = [record for _, record in snapshot_worktrees(common_dir)]
     cache = read_cache(common_dir)
-    cache.jobs.update(query_jobs([j for j in all_jobs(records) if is_open(cache, j)]))
+    jobs, workdirs = query_jobs([j for j in all_jobs(records) if is_open(cache, j)])
+    cache.jobs.update(jobs)
+    cache.workdirs = workdirs
     for record in old_worktrees(records, stale_before):
         if size_due(cache, record, now):
             # each file shared by hard links counts by its share: summed over the stale
@@ -264,19 +274,19 @@ def refresh_cache(common_dir: Path, stale_before: float, now: Optional[float] = 
     return cache
 
 
-def query_jobs(jobs: list[JobRef]) -> dict[str, CachedJob]:
-    """Current states of `jobs`; empty when none or when the query fails (retried later)."""
-    if not jobs:
-        return {}
+def query_jobs(jobs: list[JobRef]) -> tuple[dict[str, CachedJob], Optional[list[str]]]:
+    """Current states of `jobs`, and the working dirs of the user's live SLURM jobs (None:
+    not listed); no states when the query fails (retried later)."""
     try:
-        states = job_states(jobs, QUERY_TIMEOUT)
+        found = survey_jobs(jobs, QUERY_TIMEOUT)
     except Exception:  # a background refresh has nobody to tell; the next one tries again
-        return {}
-    return {
-        job_key(job): CachedJob(states[job.id].state, states[job.id].live)
+        return {}, None
+    states = {
+        job_key(job): CachedJob(found.statuses[job.key].state, found.statuses[job.key].live)
         for job in jobs
-        if job.id in states
+        if job.key in found.statuses
     }
+    return states, None if found.unlisted is not None else found.live_workdirs
 
 
 def forget_the_gone(cache: Cache, records: list[SnapshotRecord]) -> None:

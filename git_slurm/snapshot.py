@@ -33,6 +33,7 @@ from git_slurm.records import (
     repository_lock,
     snapshot_worktrees,
     tree_lock,
+    user_lock,
     write_record,
 )
 from git_slurm.repo import Checkout
@@ -58,6 +59,7 @@ class SnapshotOptions:
     max_untracked: Optional[int] = DEFAULT_MAX_UNTRACKED
     submodules: bool = False  # check submodules out in the worktree, from the local clones
     push_timeout: float = PUSH_TIMEOUT  # seconds; then the push is killed, helpers included
+    handoff: Optional[str] = None  # records.Handoff token of the launcher recording the jobs
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,9 @@ def take_snapshot(
         placed = _Placement()
         if worktree_dir is not None:
             target = _Target(
-                worktree_dir, branch, commit, base, capture.tree, link_rels, options.submodules
-            )
+                worktree_dir, branch, commit, base, capture.tree, link_rels, options.submodules,
+                options.handoff,
+            )  # fmt: skip
             placed = _materialise(checkout, target)
     except BaseException:  # also Ctrl-C: a half-made snapshot is undone, not left behind
         _undo_branch(checkout, options, branch, commit, pushed)
@@ -267,6 +270,7 @@ class _Target:
     tree: Oid
     link_rels: list[str]
     submodules: bool
+    handoff: Optional[str] = None
 
 
 def _materialise(checkout: Checkout, target: _Target) -> _Placement:
@@ -282,7 +286,7 @@ def _materialise(checkout: Checkout, target: _Target) -> _Placement:
 def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
     """Record this launch in a worktree that already holds what `target` needs, if any."""
     now = time.time()
-    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
+    launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     with repository_lock(checkout.common_dir):
         for admin, record in snapshot_worktrees(checkout.common_dir):
             if _reusable(record, admin, checkout.toplevel, target) and reusable_as_is(
@@ -300,7 +304,7 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
     from git_slurm.materialize import materialise
 
     now = time.time()
-    launch = Launch(branch=str(target.branch), commit=str(target.commit), time=now)
+    launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     path = reserve_worktree_path(target.worktree_dir, target.branch)
     try:
         made = materialise(
@@ -373,6 +377,7 @@ def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target
         and worktree.parent == target.worktree_dir
         and admin_dir_of(worktree) == admin
         and all(os.path.islink(worktree / rel) for rel in target.link_rels)
+        and user_lock(admin) is None  # the user locked it for a reason of their own: hands off
     )
 
 

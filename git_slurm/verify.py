@@ -19,14 +19,27 @@ turns under a lock in its admin dir, and each re-checks under it.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from git_slurm import lfs
+from git_slurm import lfs, submodules
 from git_slurm.errors import GitSlurmError
-from git_slurm.gitcli import Git
-from git_slurm.materialize import STAT_CHECK, make_read_only, mark_unshareable, name_status
+from git_slurm.gitcli import Git, read_git_file
+from git_slurm.materialize import (
+    CHECKED,
+    STAT_CHECK,
+    Under,
+    make_read_only,
+    mark_unshareable,
+    name_status,
+    read_only_tree,
+    tagged_entries,
+)
+from git_slurm.names import Oid
 from git_slurm.records import SnapshotRecord, admin_dir_of, read_record, restore_lock, write_record
 
 # The user's config must not change what differs: no rename pairing, no path relative to the
@@ -37,6 +50,8 @@ DIFF = (
     "diff", "--no-relative", "--no-renames", "--no-ext-diff", "--no-textconv",
 )  # fmt: skip
 ADDED = "A"  # in the index but not in the commit: a job ran `git add`
+HIDDEN = "H"  # ours: an index entry marked assume-unchanged or skip-worktree, which git's
+# diff never looks at (a job ran `git update-index`), so its file may differ unseen
 SHOWN = 5  # files named in one message
 
 
@@ -49,6 +64,7 @@ class Difference:
 
     def __str__(self) -> str:
         words = {"M": "modified", "D": "deleted", "T": "type changed", "A": "added"}
+        words[HIDDEN] = "hidden from git's diff by an index flag"
         return f"{self.path} ({words.get(self.status, 'unmerged')})"
 
 
@@ -60,9 +76,15 @@ def check_args(treeish: str, links: Iterable[str], *, quiet: bool) -> list[str]:
 
 
 def differences(git: Git, treeish: str, links: Iterable[str]) -> list[Difference]:
-    """Every tracked path of the work tree that is not `treeish`'s."""
+    """Every tracked path of the work tree that is not `treeish`'s, or may not be."""
     out = git.run(*check_args(treeish, links, quiet=False))[1]
-    return [Difference(status[0], rel) for status, rel in name_status(out)]
+    found = [Difference(status[0], rel) for status, rel in name_status(out)]
+    seen, linked = {d.path for d in found}, Under(links)
+    for tag, _, _, rel in tagged_entries(git):
+        if tag != CHECKED and rel not in seen and not linked(rel):
+            found.append(Difference(HIDDEN, rel))
+            seen.add(rel)
+    return found
 
 
 def listed(found: Sequence[Difference]) -> str:
@@ -110,9 +132,18 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     """Write the commit's version of every differing path as a new file (git unlinks the old
     one first, so no hard link is written through), read-only like every snapshot file."""
     assert git.work_tree is not None
+    modules = dict(submodules.gitlinks(git, Oid(commit)))
+    inside = [d.path for d in found if d.path in modules and d.status == "M"]
+    found = [d for d in found if d.path not in inside]
     back = [d.path for d in found if d.status != ADDED]
     added = [d.path for d in found if d.status == ADDED]
     from_file = ("--pathspec-from-file=-", "--pathspec-file-nul")
+    hidden = [d.path for d in found if d.status == HIDDEN]
+    if hidden:  # seen by git's diff again, and the file rewritten: it may have been edited
+        for unflag in ("--no-assume-unchanged", "--no-skip-worktree"):  # one flag per run:
+            # update-index applies only the first such option to each path
+            update = ("update-index", unflag, "-z", "--stdin")
+            git.run(*STAT_CHECK, *update, stdin="\0".join(hidden) + "\0")
     if back:
         literal = ("--literal-pathspecs", "checkout", "-q", commit, *from_file)
         git.run(*STAT_CHECK, *literal, stdin="\0".join(back))
@@ -123,6 +154,33 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     if back and lfs.uses_lfs(git):
         lfs.fill_in(git)  # a restored LFS file is its pointer until then
     make_read_only(git.work_tree, back)
+    for rel in inside:
+        put_back_submodule(git.work_tree, rel, modules[rel])
+
+
+def put_back_submodule(worktree: Path, rel: str, recorded: str) -> None:
+    """Check the submodule worktree at `rel` out at its recorded commit again: its files (new
+    ones, as git writes them) and its HEAD, detached, so that no branch of the user's clone
+    moves. Only a submodule worktree that git-slurm made is touched: a real directory inside
+    the snapshot (no symlink on the way) whose admin dir names it as its worktree."""
+    sub = Path(worktree, rel)
+    where = worktree
+    for part in PurePosixPath(rel).parts:
+        where = where / part
+        if not stat.S_ISDIR(os.lstat(where).st_mode):
+            raise GitSlurmError(f"submodule {rel} is no longer a directory of the snapshot")
+    admin = admin_dir_of(sub)
+    try:
+        named = read_git_file(admin / "gitdir").strip() if admin is not None else ""
+    except OSError:
+        named = ""
+    if admin is None or Path(named) != sub / ".git":
+        raise GitSlurmError(f"submodule {rel} is no longer the snapshot's own worktree of it")
+    inner = Git(admin, sub)
+    changed = inner.run(*DIFF, "--name-only", "-z", recorded, check=False)[1].split("\0")
+    inner.run(*STAT_CHECK, "checkout", "-q", "-f", "--no-recurse-submodules", "--detach", recorded)
+    forget_bytecode(sub, changed)
+    read_only_tree(sub)
 
 
 def forget_bytecode(root: Path, rels: Iterable[str]) -> None:
@@ -145,11 +203,34 @@ def reusable_as_is(admin: Path, record: SnapshotRecord) -> bool:
     lock, under which the record is rewritten)."""
     if not record.shareable:
         return False
+    git = Git(admin, Path(record.worktree))
     try:
-        pristine = not differences(Git(admin, Path(record.worktree)), record.tree, record.links)
+        pristine = not differences(git, record.tree, record.links)
+        pristine = pristine and not left_modules(git, record.links)
     except (GitSlurmError, OSError):
         pristine = False
     if not pristine:
         record.shareable = False
         write_record(admin, record)
     return pristine
+
+
+# Python imports a package directory or an extension module ahead of a `.py` of the same
+# name, and the worktree is first on a job's path (ahead of site-packages too).
+MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
+BYTECODE_CACHE = "__pycache__"  # validated against its source's mtime and size on import
+
+
+def left_modules(git: Git, links: Iterable[str]) -> list[str]:
+    """Untracked files, ignored or not, that Python could import from the worktree: modules a
+    job left there (a generated package, an in-place `build_ext`) that would stand in for
+    the snapshot's code in the jobs of a launch reusing it."""
+    out = git.run("--no-optional-locks", "ls-files", "--others", "-z")[1]
+    linked = Under(links)
+    return [
+        rel
+        for rel in out.split("\0")
+        if rel.endswith(MODULE_SUFFIXES)
+        and BYTECODE_CACHE not in rel.split("/")
+        and not linked(rel)
+    ]

@@ -26,6 +26,11 @@ STREAMING = (
     "-c", "core.packedGitWindowSize=32m", "-c", "core.packedGitLimit=64m",
 )  # fmt: skip
 
+# Files git writes into a snapshot worktree are never marked assume-unchanged: with a user's
+# `core.ignoreStat=true` every checkout would set that bit, and git's diff never looks at such
+# a file again, so the job-start check (verify.py) would miss any edit of it.
+NO_ASSUMED = ("-c", "core.ignoreStat=false")
+
 
 def ensure_worktree_dir(directory: Path) -> Path:
     """Create the directory for snapshot worktrees, or say why it can't be used."""
@@ -75,7 +80,7 @@ def add_worktree(
         not_sparse(admin)
         if checkout:
             faults.point("worktree")
-            files = (*STREAMING, *parallel_checkout(git))
+            files = (*STREAMING, *NO_ASSUMED, *parallel_checkout(git))
             shown = progress_shown()  # git's "Updating files" on a terminal, after 2 s
             quiet = () if shown else ("--quiet",)
             rc, _, err = Git(admin, path).run(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from gitrepo import Repo, run_tool
 
 from git_slurm.age import format_age, parse_age
 from git_slurm.errors import ExitCode, UsageError
@@ -77,3 +78,62 @@ def test_user_config_cannot_change_the_reading() -> None:
 )
 def test_format_age(seconds: float, text: str) -> None:
     assert format_age(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1d12h", 1.5 * DAY),
+        ("1h30m", 5400.0),
+        ("1w2d", 9 * DAY),
+        ("2d 4h", 2 * DAY + 4 * 3600.0),
+        ("2 weeks, 3 days", 17 * DAY),
+        ("1d12h30m15s", 1.5 * DAY + 1815.0),
+    ],
+)
+def test_combined_short_forms_are_read_exactly(text: str, seconds: float) -> None:
+    assert parse_age(text, NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 fortnight",  # git reads "the 1st of this month" and skips the word it lacks
+        "1.fortnight.ago",
+        "3.days.agoo",
+        "2.weeks.ago please",
+        "last fortnight",
+        "1d1d",  # a unit twice
+        "12h 1h",
+        "1d12",  # a number without its unit
+    ],
+)
+def test_an_age_git_understands_only_in_part_is_an_error(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_age(text, NOW)
+    assert caught.value.code == ExitCode.USAGE and repr(text) in str(caught.value)
+
+
+def test_gc_reads_1d12h_as_a_day_and_a_half(repo: Repo) -> None:
+    """Before: git read `1d12h` as some date (on the 1st of a month: one day ago)."""
+    from test_gc import age, snapshot
+
+    younger, older = snapshot(repo), snapshot(repo)
+    age(younger, 1.4 * DAY)
+    age(older, 1.6 * DAY)
+    res = run_tool("slurm-gc", "--older-than", "1d12h", "--force", cwd=repo.path)
+    assert res.returncode == 0, res.stderr
+    assert younger.is_dir() and not older.exists()
+
+
+def test_gc_with_a_partly_understood_age_changes_nothing(repo: Repo) -> None:
+    """Before: `1 fortnight` read as "the 1st of this month": every finished worktree went,
+    and with --branches every snapshot branch."""
+    worktree = Path(repo.snapshot_json()["worktree"])
+    res = run_tool(
+        "slurm-gc", "--older-than", "1 fortnight", "--force", "--branches", cwd=repo.path
+    )
+    assert res.returncode == 2 and res.stderr.startswith("error: unknown age"), res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert worktree.is_dir()
+    assert len(repo.git("branch", "--list", "slurm-job-*").splitlines()) == 1

@@ -35,7 +35,7 @@ from gitrepo import ROOT, Repo, git, user_state
 from launcher_apps.support import make_app_repo, results
 from test_snapshot import concurrent_snapshots
 
-from git_slurm.launch import SnapshotSettings, record_jobs, take_launch_snapshot
+from git_slurm.launch import SnapshotSettings, own_handoff, record_jobs, take_launch_snapshot
 from git_slurm.records import JobRef, add_jobs
 
 SNAPSHOTS_PER_CHECKOUT = 7
@@ -218,7 +218,8 @@ def launch_all(
     ]
     try:
         with ThreadPoolExecutor(max_workers=len(checkouts)) as pool:
-            argvs: list[list[str]] = [[]] * SNAPSHOTS_PER_CHECKOUT
+            # each stands for a launch: this process, alive throughout, will "record" the jobs
+            argvs = [["--handoff", own_handoff().token]] * SNAPSHOTS_PER_CHECKOUT
             runs = {p: pool.submit(concurrent_snapshots, Repo(p), argvs) for p in checkouts}
             barrier.release_when_all_arrived(LAUNCHES)
             with gc_running(checkouts) as gc_runs:

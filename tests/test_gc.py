@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +20,11 @@ from gitrepo import Repo, git, run_tool, user_state
 
 from git_slurm.diskusage import freeable
 from git_slurm.gc import GcReport, WorktreeReport, collect, find_candidates, settle
+from git_slurm.jobstate import Survey, process_start_ticks
 from git_slurm.launch import job_ref
 from git_slurm.records import (
+    HANDOFF_GRACE,
+    Handoff,
     JobRef,
     SnapshotRecord,
     add_jobs,
@@ -228,18 +232,67 @@ def test_gc_inside_a_snapshot_worktree_keeps_that_one(repo: Repo) -> None:
 # ---- launches in flight ------------------------------------------------------------------
 
 
-def test_a_fresh_launch_is_kept_until_its_jobs_are_recorded(
+def handoff_of(pid: int, host: str | None = None) -> str:
+    ticks = process_start_ticks(pid)
+    assert ticks is not None
+    return Handoff(host or socket.gethostname(), pid, ticks).token
+
+
+def test_a_fresh_launch_is_kept_while_its_launcher_lives(
     repo: Repo, sleeper: subprocess.Popen[bytes]
 ) -> None:
     """--older-than 0m must not take a worktree a launch has just made and not yet recorded
-    jobs for; once a (here: ended) job is recorded, the age rule alone decides."""
-    worktree = snapshot(repo)
-    report = gc(repo, "--older-than", "0m")
-    assert outcome(report, worktree)["reason"] == "in-use"
-    add_jobs(worktree, [job_ref(str(sleeper.pid), "local")])
+    jobs for, while the launcher that will record them lives; then the age rule decides."""
+    worktree = snapshot(repo, "--handoff", handoff_of(sleeper.pid))
+    age(worktree, 30 * DAY)  # no clock protects it: only the launcher's life
+    report = gc(repo, "--older-than", "0m", "--force")
+    assert (outcome(report, worktree)["reason"], outcome(report, worktree)["detail"]) == (
+        "in-use",
+        f"its launcher (pid {sleeper.pid}) has not recorded its jobs yet",
+    )
     sleeper.kill()
     sleeper.wait()
     assert outcome(gc(repo, "--older-than", "0m"), worktree)["action"] == "removed"
+
+
+def test_a_launch_that_recorded_its_jobs_is_no_longer_handed_off(
+    repo: Repo, sleeper: subprocess.Popen[bytes]
+) -> None:
+    worktree = snapshot(repo, "--handoff", handoff_of(os.getpid()))
+    add_jobs(worktree, [job_ref(str(sleeper.pid), "local", branch_of(worktree))])
+    sleeper.kill()
+    sleeper.wait()
+    assert outcome(gc(repo, "--older-than", "0m"), worktree)["action"] == "removed"
+
+
+def test_a_snapshot_made_by_hand_has_no_hand_off(repo: Repo) -> None:
+    """`git slurm-snapshot; sleep 2; git slurm-gc --older-than 1s --force` removes it."""
+    data = repo.snapshot_json()
+    assert data["handoff"] is None
+    worktree = Path(data["worktree"])
+    age(worktree, 2)
+    res = run_tool("slurm-gc", "--older-than", "1s", "--force", cwd=repo.path)
+    assert res.returncode == 0, res.stderr
+    assert not worktree.exists()
+
+
+def test_a_launcher_on_another_host_gets_a_bounded_grace(repo: Repo) -> None:
+    token = f"elsewhere-{socket.gethostname()}:{os.getpid()}:1"
+    data = repo.snapshot_json("--handoff", token)
+    assert data["handoff"] == token
+    worktree = Path(data["worktree"])
+    kept = outcome(gc(repo, "--older-than", "0m"), worktree)
+    assert kept["reason"] == "in-use" and "may not be recorded yet" in kept["detail"]
+    age(worktree, HANDOFF_GRACE + 60)
+    assert outcome(gc(repo, "--older-than", "0m"), worktree)["action"] == "removed"
+
+
+@pytest.mark.parametrize("token", ["", "host", "host:12", "host:-1:5", ":1:2", "h:1:x"])
+def test_a_bad_handoff_is_refused(repo: Repo, token: str) -> None:
+    before = refs(repo)
+    res = run_tool("slurm-snapshot", "--handoff", token, cwd=repo.path)
+    assert res.returncode == 2 and res.stderr.startswith("error: bad --handoff"), res.stderr
+    assert refs(repo) == before
 
 
 def test_a_half_made_snapshot_is_ours_only_once_it_is_idle(repo: Repo) -> None:
@@ -269,7 +322,7 @@ def test_a_record_changed_while_gc_ran_is_kept(repo: Repo) -> None:
     checkout = discover(repo.path)
     (candidate,) = find_candidates(checkout.common_dir)
     assert repo.snapshot_json()["reused"] is True  # bumps last_used under the lock
-    result = settle(checkout, candidate, {}, force=False, dry_run=False)
+    result = settle(checkout, candidate, Survey(statuses={}), force=False, dry_run=False)
     assert result is not None and (result.action, result.reason) == ("kept", "in-use")
     assert worktree.is_dir()
 
@@ -508,8 +561,8 @@ def test_human_report_is_a_line_per_worktree_and_a_total(repo: Repo) -> None:
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines == [
-        f"kept {old}: holds 1 job-written file: notes.txt",
-        f"kept {young}: last used 1d ago, younger than 7d",
+        f"kept {old} ({branch_of(old)}; no jobs recorded): holds 1 job-written file: notes.txt",
+        f"kept {young} ({branch_of(young)}; no jobs recorded): last used 1d ago, younger than 7d",
         "2 snapshot worktrees (--older-than 7d): removed 0, pruned 0, kept 2; freed 0 B",
     ]
 

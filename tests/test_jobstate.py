@@ -36,6 +36,11 @@ def slurm_ref(job_id: str) -> JobRef:
     return JobRef(id=job_id, kind="slurm")
 
 
+def by_id(refs: list[JobRef], timeout: float = 10.0) -> dict[str, JobStatus]:
+    """`job_states` keyed by the bare id (the refs of one test never share one)."""
+    return {key[3]: status for key, status in job_states(refs, timeout).items()}
+
+
 # ---- ids ---------------------------------------------------------------------------------
 
 
@@ -81,14 +86,14 @@ def test_an_array_task_is_found_in_a_pending_range_and_by_its_raw_id() -> None:
 
 def test_a_running_local_job_is_live(sleeper: subprocess.Popen[bytes]) -> None:
     ref = job_ref(str(sleeper.pid), "local")
-    assert job_states([ref])[ref.id] == JobStatus("RUNNING", True, "process")
+    assert by_id([ref])[ref.id] == JobStatus("RUNNING", True, "process")
 
 
 def test_a_killed_and_reaped_local_job_has_exited(sleeper: subprocess.Popen[bytes]) -> None:
     ref = job_ref(str(sleeper.pid), "local")
     sleeper.kill()
     sleeper.wait()
-    status = job_states([ref])[ref.id]
+    status = by_id([ref])[ref.id]
     assert (status.state, status.live) == (EXITED, False)
 
 
@@ -98,7 +103,7 @@ def test_a_zombie_has_exited(sleeper: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 10
     while Path(f"/proc/{sleeper.pid}/stat").read_text().split(") ")[1][0] != "Z":
         assert time.monotonic() < deadline, "the killed process never became a zombie"
-    assert job_states([ref])[ref.id].live is False
+    assert by_id([ref])[ref.id].live is False
 
 
 def test_a_reused_process_id_is_not_the_job(sleeper: subprocess.Popen[bytes]) -> None:
@@ -106,14 +111,14 @@ def test_a_reused_process_id_is_not_the_job(sleeper: subprocess.Popen[bytes]) ->
     assert ticks is not None
     # the record of an earlier process with the same id: not this one
     ref = replace(job_ref(str(sleeper.pid), "local"), start_ticks=ticks - 1)
-    status = job_states([ref])[ref.id]
+    status = by_id([ref])[ref.id]
     assert (status.state, status.live) == (EXITED, False)
     assert "another process" in status.detail
 
 
 def test_a_local_job_of_another_host_counts_as_live() -> None:
     ref = JobRef(id=str(os.getpid()), kind="local", host=f"not-{socket.gethostname()}")
-    status = job_states([ref])[ref.id]
+    status = by_id([ref])[ref.id]
     assert (status.state, status.live) == (UNKNOWN, True)
 
 
@@ -121,7 +126,9 @@ def test_a_pid_equal_to_a_slurm_id_keeps_the_live_answer(sleeper: subprocess.Pop
     """Both kinds in one call, same id: the entry must be live if either job is."""
     refs = [job_ref(str(sleeper.pid), "local"), slurm_ref(str(sleeper.pid))]
     with local.env(PATH=str(Path(sys.executable).parent)):  # no squeue: UNKNOWN, live
-        assert job_states(refs)[str(sleeper.pid)].live
+        states = job_states(refs)
+    assert states[refs[0].key] == JobStatus("RUNNING", True, "process")
+    assert states[refs[1].key].state == UNKNOWN
 
 
 # ---- SLURM clients that fail: everything stays live ---------------------------------------
@@ -137,7 +144,7 @@ def fake_client(directory: Path, name: str, script: str) -> None:
 
 def test_without_squeue_every_slurm_job_is_unknown_and_live(tmp_path: Path) -> None:
     with local.env(PATH=str(tmp_path)):
-        states = job_states([slurm_ref("1"), slurm_ref("2_3")])
+        states = by_id([slurm_ref("1"), slurm_ref("2_3")])
     assert {s.state for s in states.values()} == {UNKNOWN}
     assert all(s.live and "squeue not found" in s.detail for s in states.values())
 
@@ -146,7 +153,7 @@ def test_a_hanging_squeue_is_cut_off_and_counts_as_live(tmp_path: Path) -> None:
     fake_client(tmp_path / "bin", "squeue", "exec sleep 60")
     started = time.monotonic()
     with local.env(PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"):
-        states = job_states([slurm_ref("1")], timeout=0.5)
+        states = by_id([slurm_ref("1")], timeout=0.5)
     assert time.monotonic() - started < 5
     assert states["1"].state == UNKNOWN and states["1"].live
     assert "did not answer" in states["1"].detail
@@ -159,7 +166,7 @@ def test_a_failing_squeue_counts_as_live(tmp_path: Path) -> None:
         "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1",
     )
     with local.env(PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"):
-        states = job_states([slurm_ref("1")])
+        states = by_id([slurm_ref("1")])
     assert states["1"].live and "Unable to contact" in states["1"].detail
 
 
@@ -171,8 +178,8 @@ def test_a_batch_squeue_refuses_is_not_read_as_forgotten(tmp_path: Path) -> None
         "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
     )
     with local.env(PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"):
-        states = job_states([slurm_ref("11"), slurm_ref("12")])
-        single = job_states([slurm_ref("11")], timeout=0.5)  # sacct: no time left
+        states = by_id([slurm_ref("11"), slurm_ref("12")])
+        single = by_id([slurm_ref("11")], timeout=0.5)  # sacct: no time left
     assert all(s.live and s.state == UNKNOWN for s in states.values())
     assert (single["11"].state, single["11"].live) == (ENDED, False)
 
@@ -181,7 +188,7 @@ def test_a_malformed_id_is_never_sent_to_slurm_and_counts_as_live(tmp_path: Path
     log = tmp_path / "calls"
     fake_client(tmp_path / "bin", "squeue", f'echo "$@" >> {log}')
     with local.env(PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"):
-        states = job_states([slurm_ref("1;rm -rf /"), slurm_ref("0")])
+        states = by_id([slurm_ref("1;rm -rf /"), slurm_ref("0")])
     assert states["1;rm -rf /"] == JobStatus(UNKNOWN, True, "not a SLURM job id")
     assert states["0"] == JobStatus(UNKNOWN, True, "not a SLURM job id")
     assert not log.exists()
@@ -238,7 +245,7 @@ def test_held_array_and_finished_jobs_in_one_squeue_call(
     done = submit(sbatch, tmp_path, "--wrap", "true")
     wait_for_job_state(done, FINISHED, 60)
     refs = [slurm_ref(i) for i in (held, f"{array}_3", f"{array}_[1-2]", array, done)]
-    states = job_states(refs)
+    states = by_id(refs)
     assert calls(counted) == ["squeue"]  # all in one call; every job was still listed
     assert states[held] == JobStatus("PENDING", True, "squeue")
     assert states[f"{array}_3"].state == "PENDING" and states[array].live
@@ -254,19 +261,19 @@ def test_a_partly_released_array_is_live_until_every_task_ends(
     array = submit(sbatch, tmp_path, "--hold", "--array=1-3", "--wrap", "true")
     slurm("scontrol", "release", f"{array}_2")
     wait_for_job_state(f"{array}_2", FINISHED, 60)
-    states = job_states([slurm_ref(f"{array}_2"), slurm_ref(f"{array}_1"), slurm_ref(array)])
+    states = by_id([slurm_ref(f"{array}_2"), slurm_ref(f"{array}_1"), slurm_ref(array)])
     assert states[f"{array}_2"].live is False
     assert states[f"{array}_1"].live and states[array].live
     slurm("scancel", array)
     wait_for_job_state(f"{array}_1", {"CANCELLED"}, 60)
-    assert job_states([slurm_ref(array)])[array].live is False
+    assert by_id([slurm_ref(array)])[array].live is False
 
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_job_slurmctld_has_forgotten_has_ended(counted: Path) -> None:
     """squeue answers but does not list it: sacct is asked once, and it has ended either way."""
-    states = job_states([slurm_ref("987654321"), slurm_ref("987654322_1")])
+    states = by_id([slurm_ref("987654321"), slurm_ref("987654322_1")])
     assert calls(counted) == ["squeue", "sacct"]
     assert {s.state for s in states.values()} == {ENDED}
     assert not any(s.live for s in states.values())

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import cloudpickle  # type: ignore[import-untyped]
 import pytest
 
-from hydra_plugins.git_slurm_launcher._source_files import restore_source_files
+from hydra_plugins.git_slurm_launcher._job_errors import restore_source_files
 
 
 def helper() -> None:
@@ -66,3 +66,33 @@ def test_a_task_shipped_by_value_names_its_file_again(wrap: Any) -> None:
     files = failing_files(task)
     assert "<dynamic-code>" not in files
     assert files.count(__file__) >= 3  # task, inner, helper
+
+
+def test_a_failed_job_reaches_the_user_with_its_cause_and_its_frames(
+    hydra_sweep_runner: Any, tmpdir: Any
+) -> None:
+    """On Hydra 1.3 as on 1.4 (which carries the chain itself): what the launcher raises says
+    where the task failed and what caused it."""
+
+    def task_func(_: Any) -> None:
+        try:
+            raise ValueError("job cause")
+        except ValueError as cause:
+            raise RuntimeError("job failure") from cause
+
+    sweep = hydra_sweep_runner(
+        calling_file=None,
+        calling_module="hydra.test_utils.a_module",
+        task_function=task_func,
+        config_path="configs",
+        config_name="compose.yaml",
+        overrides=["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=2"],
+        temp_dir=tmpdir,
+    )
+    with pytest.raises(RuntimeError, match="job failure") as info, sweep:
+        pass
+    shown = "".join(traceback.TracebackException.from_exception(info.value).format())
+    shown += "".join(getattr(info.value, "__notes__", []))  # 3.10 prints no notes
+    assert "ValueError: job cause" in shown
+    assert f'File "{__file__}"' in shown
+    assert "in task_func" in shown

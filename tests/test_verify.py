@@ -49,6 +49,10 @@ def main(cfg: DictConfig) -> None:
     elif cfg.edit == "sed":  # a new file renamed over the old one
         edit = "s/^VERSION = .*/VERSION = 'edited by a job'/"
         subprocess.run(["sed", "-i", edit, "helper.py"], check=True)
+    elif cfg.edit == "hidden":  # in place, hidden from git's diff by an index flag
+        subprocess.run(["git", "update-index", "--assume-unchanged", "helper.py"], check=True)
+        with open("helper.py", "w") as handle:
+            handle.write("VERSION = 'edited by a job'\\n")
 
 
 if __name__ == "__main__":
@@ -354,3 +358,176 @@ def test_identical_tree_launches_through_submitit_local(tmp_path: Path) -> None:
     assert one["version"] == two["version"] == "old"
     assert Path(one["cwd"]) != Path(two["cwd"])  # not the worktree the first job edited
     assert os.path.samefile(Path(two["file"]).parent, two["cwd"])
+
+
+# ---- the user's git config and index flags never blind the check ---------------------------
+
+
+def test_a_global_core_ignore_stat_does_not_hide_an_edit(tmp_path: Path) -> None:
+    """`core.ignoreStat=true` (a user's global config) makes every checkout mark its files
+    assume-unchanged, which git's diff then never looks at: neither the snapshot's own
+    checkout, nor a linked one's update, nor a restore may set that bit."""
+    with Path(os.environ["GIT_CONFIG_GLOBAL"]).open("a") as config:
+        config.write("[core]\n\tignoreStat = true\n")
+    repo = make_app(tmp_path / "project")
+    s1, s2 = linked_pair(repo)
+    for snap in (s1, s2):
+        assert "h " not in git(Path(snap["worktree"]), "ls-files", "-v")
+    write_in_place(Path(s1["worktree"], "helper.py"), EDITED)  # reaches S2 by the hard link
+
+    assert imported_version(s2).stdout == "old\n"
+    write_in_place(Path(s2["worktree"], "helper.py"), EDITED)  # the restored file, edited
+    again = imported_version(s2)
+    assert again.stdout == "old\n" and "helper.py (modified)" in again.stderr
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_index_flags_a_job_set_never_reach_a_linked_snapshot(tmp_path: Path, flag: str) -> None:
+    """A job's `git update-index --skip-worktree` in S1 blinds S1's check of that file; S2,
+    linked from S1 with a copy of S1's index, must not inherit the blind spot."""
+    repo = make_app(tmp_path / "project")
+    s1 = snapshot(repo)
+    git(Path(s1["worktree"]), "update-index", flag, "helper.py")
+    repo.write("other.py", "OTHER = 1\n")
+    s2 = snapshot(repo)
+    assert git(Path(s2["worktree"]), "ls-files", "-v", "helper.py") == "H helper.py\n"
+    write_in_place(Path(s1["worktree"], "helper.py"), EDITED)  # through a link, if any
+
+    started = imported_version(s2)
+
+    assert started.stdout == "old\n", started.stderr
+    assert record_of(s1["worktree"])["shareable"] is False
+
+
+def test_a_worktree_whose_edit_a_job_hid_by_index_flags_is_not_reused(tmp_path: Path) -> None:
+    repo = make_app(tmp_path / "project")
+    first = snapshot(repo)
+    git(Path(first["worktree"]), "update-index", "--assume-unchanged", "helper.py")
+    sed = ["sed", "-i", "s/old/edited by a job/", "helper.py"]
+    subprocess.run(sed, cwd=first["workdir"], check=True)
+
+    second = snapshot(repo)  # the identical tree
+
+    assert second["reused"] is False
+    assert Path(second["worktree"], "helper.py").read_text() == "VERSION = 'old'\n"
+    assert record_of(first["worktree"])["shareable"] is False
+
+
+@pytest.mark.parametrize("flags", [["--skip-worktree"], ["--assume-unchanged", "--skip-worktree"]])
+def test_a_hidden_edit_is_restored_with_the_other_changes(tmp_path: Path, flags: list[str]) -> None:
+    """Once a job's start finds any change, the entries a job hid from git's diff are seen
+    again and their files rewritten too."""
+    repo = make_app(tmp_path / "project")
+    snap = snapshot(repo)
+    worktree = Path(snap["worktree"])
+    for flag in flags:
+        git(worktree, "update-index", flag, "helper.py")
+    write_in_place(worktree / "helper.py", EDITED)
+    (worktree / "conf/config.yaml").unlink()
+
+    started = imported_version(snap)
+
+    assert started.stdout == "old\n", started.stderr
+    assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
+    assert git(worktree, "ls-files", "-v", "helper.py") == "H helper.py\n"
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_an_edit_a_job_hid_by_an_index_flag_is_restored_at_the_next_start(
+    tmp_path: Path, flag: str
+) -> None:
+    """git's diff never looks at an entry a job flagged, even when nothing else differs: the
+    job-start check asks for the flags too (and still starts no Python when there are none)."""
+    repo = make_app(tmp_path / "project")
+    snap = snapshot(repo)
+    worktree = Path(snap["worktree"])
+    git(worktree, "update-index", flag, "helper.py")
+    write_in_place(worktree / "helper.py", EDITED)
+
+    started = imported_version(snap)
+
+    assert started.stdout == "old\n", started.stderr
+    assert "helper.py (hidden from git's diff by an index flag)" in started.stderr
+    again = imported_version(snap)
+    assert (again.stdout, again.stderr) == ("old\n", "")
+
+
+@pytest.mark.parametrize(
+    "stray", ["helper/__init__.py", "helper.cpython-311-x86_64-linux-gnu.so", "sub/__init__.py"]
+)
+def test_a_worktree_where_a_job_left_a_module_is_not_reused(tmp_path: Path, stray: str) -> None:
+    """A package directory or an extension module takes precedence over `helper.py` on import:
+    a module a job left in its worktree (untracked, ignored or not) would stand in for the
+    snapshot's code in every job of a launch that reused the worktree."""
+    repo = make_app(tmp_path / "project")
+    repo.write(".gitignore", "*.so\n")
+    repo.commit("ignore builds")
+    first = snapshot(repo)
+    left = Path(first["workdir"], stray)
+    left.parent.mkdir(exist_ok=True)
+    left.write_text("VERSION = 'left by a job'\n")
+
+    second = snapshot(repo)  # the identical tree
+
+    assert second["reused"] is False
+    assert not Path(second["worktree"], stray).exists()
+    assert record_of(first["worktree"])["shareable"] is False
+    cache = Path(second["workdir"], "__pycache__")  # bytecode caches and outputs...
+    cache.mkdir(exist_ok=True)
+    (cache / "helper.cpython-311.pyc").write_bytes(b"")
+    Path(second["workdir"], "results.csv").write_text("1\n")
+    assert snapshot(repo)["reused"] is True  # ...do not stop reuse
+
+
+# ---- submodules: git's diff sees them, so a job's change must be restored, not refused -----
+
+
+def submodule_app(root: Path) -> tuple[Repo, str]:
+    """The app with a submodule `lib` (libmod.LIB = 'old'; its clone has a later commit too)."""
+    lib = Repo.create(root / "lib-origin")
+    lib.write("libmod.py", "LIB = 'old'\n")
+    recorded = lib.commit("lib")
+    repo = make_app(root / "project")
+    repo.git("submodule", "add", "-q", str(lib.path), "lib")
+    repo.commit("with lib")
+    Repo(repo.path / "lib").write("libmod.py", "LIB = 'later'\n")
+    Repo(repo.path / "lib").commit("later")
+    repo.git("-C", "lib", "checkout", "-q", recorded)
+    return repo, recorded
+
+
+def _submodule_file_edited(sub: Path) -> None:
+    write_in_place(sub / "libmod.py", "LIB = 'edited by a job'\n")
+
+
+def _submodule_moved(sub: Path) -> None:
+    git(sub, "checkout", "-q", "-f", "--detach", "main")  # the clone's later commit
+
+
+def _submodule_on_a_branch_with_a_commit(sub: Path) -> None:
+    git(sub, "checkout", "-q", "-b", "a-job-s-branch")
+    write_in_place(sub / "libmod.py", "LIB = 'committed by a job'\n")
+    git(sub, "commit", "-q", "-am", "a job's")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_submodule_file_edited, _submodule_moved, _submodule_on_a_branch_with_a_commit],
+    ids=["file-edited", "head-moved", "on-a-branch"],
+)
+def test_a_job_s_change_inside_a_submodule_is_restored(tmp_path: Path, tamper: Any) -> None:
+    repo, recorded = submodule_app(tmp_path)
+    snap = {**repo.snapshot_json("--no-push", "--submodules"), "origin": str(repo.path)}
+    sub = Path(snap["worktree"], "lib")
+    tamper(sub)
+    job = f"{sys.executable} -c 'import libmod; print(libmod.LIB)'"
+    script = "\n".join([*setup_lines(snap), f"cd lib && {job}"])
+
+    started = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+    assert (started.returncode, started.stdout) == (0, "old\n"), started.stderr
+    assert "lib (modified)" in started.stderr
+    assert git(sub, "rev-parse", "HEAD").strip() == recorded
+    assert (sub / "libmod.py").stat().st_mode & 0o222 == 0
+    assert repo.git("-C", "lib", "rev-parse", "HEAD").strip() == recorded  # the user's clone
+    assert Path(repo.path, "lib/libmod.py").read_text() == "LIB = 'old'\n"

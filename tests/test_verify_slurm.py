@@ -105,3 +105,25 @@ def test_a_job_s_sed_i_is_not_reused_by_the_next_launch_of_the_same_tree(tmp_pat
     edited, fresh = snapshot_worktrees(repo.path)
     assert (edited / "helper.py").read_text() == EDITED
     assert (fresh / "helper.py").read_text() == "VERSION = 'old'\n"
+
+
+def test_a_root_job_s_edit_hidden_by_an_index_flag_does_not_reach_the_next_job(
+    tmp_path: Path,
+) -> None:
+    """Job 0 of an array run one task at a time flags `helper.py` assume-unchanged and writes
+    into it; job 1, on the same worktree, still runs the snapshot's code (the check line,
+    grep included, runs on the node)."""
+    repo = make_app(tmp_path / "project")
+    out = tmp_path / "results"
+    out.mkdir()
+    name = unique_name("verify-hidden")
+    one_at_a_time = ["hydra.launcher.array_parallelism=1", "edit=hidden,none", "tag=${edit}"]
+    try:
+        (job0, job1) = launch(repo.path, name, *HELD, f"out={out}", *one_at_a_time)
+        run_to_end([job0, job1])
+    finally:
+        cancel_named(name)
+
+    assert result(out, "hidden")["version"] == "old"  # job 0 imported, then edited
+    assert result(out, "none")["version"] == "old"
+    assert "helper.py (hidden from git's diff by an index flag)" in job_log(repo.path, job1)

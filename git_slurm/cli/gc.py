@@ -30,8 +30,8 @@ class GcApp(GitSlurmApp):
         "--older-than",
         str,
         argname="AGE",
-        help="remove snapshot worktrees unused for longer than AGE: 30m, 12h, 7d, 2w, or a git "
-        "date such as 2.weeks.ago (git config slurm.gcOlderThan, else 7d)",
+        help="remove snapshot worktrees unused for longer than AGE: 30m, 12h, 7d, 2w, 1d12h, or "
+        "a git date such as 2.weeks.ago (git config slurm.gcOlderThan, else 7d)",
     )
     branches = cli.Flag(
         "--branches", help="also delete local snapshot branches older than AGE that nothing uses"
@@ -46,7 +46,8 @@ class GcApp(GitSlurmApp):
     dry_run = cli.Flag(["-n", "--dry-run"], help="say what would be removed; remove nothing")
     force = cli.Flag(
         "--force",
-        help="also remove worktrees that hold job-written files (never one with a live job)",
+        help="also remove worktrees that hold job-written files (never one with a live job, "
+        "nor one you locked)",
     )
     json = cli.Flag("--json", help="print exactly one JSON object on stdout, nothing else")
 
@@ -95,31 +96,39 @@ VERBS = {
 
 
 def describe(report: GcReport, age_text: str) -> str:
-    """A line per worktree (and per branch deleted or kept for a reason worth saying), then
-    the totals."""
+    """A line per worktree and per snapshot branch (with --branches), then the totals."""
     lines = [worktree_line(w, report.dry_run) for w in report.worktrees]
-    lines += [branch_line(b, report.dry_run) for b in report.branches if _worth_a_line(b)]
+    lines += [branch_line(b, report.dry_run) for b in report.branches]
     lines.append(summary(report, age_text))
     return "\n".join(lines)
 
 
 def worktree_line(w: WorktreeReport, dry_run: bool) -> str:
+    """`kept <path> (<branches>; jobs 12, 13): <why>`: every launch and job it has."""
     verb = VERBS[(w.action, dry_run)]
     size = f", {human_bytes(w.freed_bytes)}" if w.action != KEPT else ""
     if size and w.shared_files:
         size += f" + {w.shared_files} files shared with other snapshots"
-    return f"{verb} {w.path}: {w.detail}{size}"
+    return f"{verb} {w.path} ({_whose(w)}): {w.detail}{size}"
 
 
-def _worth_a_line(b: BranchReport) -> bool:
-    return b.action == DELETED or b.reason not in ("younger", "in-use")
+def _whose(w: WorktreeReport) -> str:
+    branches = ", ".join(w.branches) or "no branch"
+    ids = [job.id for job in w.jobs]
+    shown = ", ".join(ids[:JOBS_SHOWN]) + (
+        f", +{len(ids) - JOBS_SHOWN}" if len(ids) > JOBS_SHOWN else ""
+    )
+    return f"{branches}; {'jobs ' + shown if ids else 'no jobs recorded'}"
+
+
+JOBS_SHOWN = 10  # job ids on a worktree's line (--json has them all)
 
 
 def branch_line(b: BranchReport, dry_run: bool) -> str:
     if b.action == DELETED:
         verb = "would delete" if dry_run else "deleted"
         where = f" (and on {b.remote})" if b.remote else ""
-        return f"{verb} branch {b.name}{where}"
+        return f"{verb} branch {b.name}{where}: {b.detail}"
     return f"{'would keep' if dry_run else 'kept'} branch {b.name}: {b.detail}"
 
 
@@ -172,25 +181,51 @@ MANUAL = ManSource(
         "any more (a file lock tells), else once it has not changed for 15 minutes. Leftover "
         "private index copies of interrupted captures are removed after 15 minutes.",
         "A worktree is removed when all of these hold: it was last used (made, or reused by a "
-        "launch) more than AGE ago; no launch is between making it and recording its jobs (15 "
-        "minutes); none of its recorded jobs is live; and it holds no file a job wrote.",
+        "launch) more than AGE ago; no launch is handing it to its jobs; none of its recorded "
+        "jobs is live; no live SLURM job works in it; and it holds no file a job wrote. A "
+        "worktree you locked yourself (git worktree lock, with or without a reason) is never "
+        "removed, and never reused or re-locked by git slurm-snapshot.",
+        "AGE is 30m, 12h, 7d, 2w (also 3 hours, 10 min), a combination such as 1d12h or 1h30m "
+        "(each unit once), or a git date such as 2.weeks.ago or yesterday. A date with a word "
+        "git's date parser does not know (1 fortnight: git would skip the word and read the "
+        "1st of this month) is an error, never a reading of the rest.",
+        "The hand-off: a launcher makes the snapshot, submits the jobs and only then records "
+        "them. It names itself with git slurm-snapshot --handoff HOST:PID:START (its host, "
+        "process id and start time in clock ticks, /proc/PID/stat field 22), which the record "
+        "and the --json object (handoff) keep. While that process lives on this host, a "
+        "launch that has not recorded its jobs keeps its worktree whatever AGE says; a "
+        "launcher on another host is waited for 15 minutes after the launch. A snapshot made "
+        "by hand has no hand-off (handoff is null) and goes once older than AGE.",
         "A job is live while it is pending, running, requeued or suspended, and also when its "
-        "state cannot be read: SLURM jobs are asked with one squeue call for all of them (and "
-        "one sacct call for those squeue no longer lists), within 10 seconds; when squeue is "
-        "missing, fails or does not answer in time, every SLURM job counts as live. A job "
-        "that the controller no longer knows has ended. A local job is live while its process "
-        "runs (same pid and start time, not a zombie); a local job of another host counts as "
-        "live.",
+        "state cannot be read. gc lists your SLURM jobs (squeue -u with your uid, on the "
+        "default cluster and on each cluster a recorded job names) with their working "
+        "directories: a worktree a live job's working directory lies in is kept, recorded or "
+        "not (sbatch --chdir by hand). Recorded jobs not in that list are asked for by id "
+        "with one more squeue call, and those the controller no longer holds with one sacct "
+        "call, all within 10 seconds. When squeue fails or does not answer in time, every "
+        "SLURM job counts as live and every candidate is kept. A job that the controller no "
+        "longer knows has ended. A local job is live while its process runs (same pid and "
+        "start time, not a zombie); a local job of another host counts as live.",
+        "squeue and sacct run with a clean environment: every SQUEUE_*, SACCT_*, SINFO_*, "
+        "SCONTROL_* and SLURM_* variable is removed except SLURM_CONF and SLURM_JWT, so no "
+        "filter of yours (SQUEUE_PARTITION, SQUEUE_STATES, SQUEUE_USERS, SLURM_CLUSTERS) can "
+        "hide a job; the filters gc needs are arguments. Each runs as the leader of a process "
+        "group of its own, killed with all it started at the time bound, or as soon as it has "
+        "exited when a helper it left keeps its output open.",
         "Job-written files are what git status shows in the worktree besides the snapshot's "
         "own links: untracked and ignored files (a wandb/ directory, checkpoints, logs) and "
-        "changed tracked files. A worktree that holds any is kept and the paths are reported, "
-        "unless --force is given. Paths behind a symlink are not in the worktree and do not "
-        "count.",
+        "changed tracked files, and every file in a submodule directory the snapshot left "
+        "empty. A worktree that holds any is kept and the paths are reported, unless --force "
+        "is given. Paths behind a symlink are not in the worktree and do not count, nor do "
+        "caches a job regenerates: __pycache__/*.pyc, *.pyc, *.pyo, .pytest_cache/, "
+        ".mypy_cache/, .ruff_cache/.",
         "Removal is git worktree unlock followed by git worktree remove: symlinks are removed "
         "as links, and nothing behind them is ever followed, so the outputs in the original "
         "checkout stay as they are. A snapshot worktree whose directory vanished (a scratch "
         "purge) is unlocked and its admin dir pruned with git worktree prune (or, when that "
-        "would also prune worktrees of your own, with git worktree remove for just that one).",
+        "would also prune worktrees of your own, with git worktree remove for just that one). "
+        "One that moved with its repository (mv proj elsewhere) is found in the worktree "
+        "directory by its admin id, repaired with git worktree repair, and removed.",
         "Deciding and removing happen under the repository lock that git slurm-snapshot takes "
         "when it reuses a worktree, and a worktree whose record changed while gc ran is kept, "
         "so neither a second gc nor a launch can interleave with a removal.",
@@ -199,8 +234,10 @@ MANUAL = ManSource(
         "kept worktree was launched from them. Branches pushed to a remote stay there unless "
         "--remote NAME is given as well; a remote branch is deleted only while it still points "
         "at the snapshot commit (--force-with-lease).",
-        "The report has a line per snapshot worktree (removed, pruned or kept, with the "
-        "reason: live job 1234 RUNNING, holds 3 job-written files, last used 2d ago) and the "
+        "The report has a line per snapshot worktree, naming all its launches' branches and "
+        "its recorded jobs (removed, pruned or kept, with the reason: live job 1234 RUNNING, "
+        "holds 3 job-written files, last used 2d ago), a line per snapshot branch with "
+        "--branches (deleted or kept, with the reason), and the "
         "disk freed, as du counts it: a file that snapshots share through hard links counts "
         "once, when its last link goes; one still linked from a kept snapshot is not counted, "
         "and the total then says at least. --dry-run prints the same report and changes "

@@ -14,6 +14,7 @@ from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
+from git_slurm.records import checked_handoff
 from git_slurm.repo import Checkout, discover_with_head
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
@@ -75,6 +76,10 @@ class SnapshotApp(GitSlurmApp):
         ["-m", "--message"], str, argname="MSG", help="text added to the snapshot commit message"
     )
     json = cli.Flag("--json", help="print exactly one JSON object on stdout, nothing else")
+    handoff = cli.SwitchAttr(
+        "--handoff", str, argname="HOST:PID:START", help="(for launchers) the process that will "
+        "record the jobs: git slurm-gc keeps the worktree while it lives; see git-slurm-gc(1)",
+    )  # fmt: skip
     install_hooks = cli.Flag(
         "--install-hooks",
         excludes=["--uninstall-hooks", "--json"],  # what they say is a sentence, no object
@@ -94,9 +99,10 @@ class SnapshotApp(GitSlurmApp):
 
             self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
-        snapshot = take_snapshot(checkout, self.options(checkout), head)
+        options = self.options(checkout)
+        snapshot = take_snapshot(checkout, options, head)
         if self.json:
-            print_json(snapshot.to_json())
+            print_json({**snapshot.to_json(), "handoff": options.handoff})
         else:
             self.say(describe(snapshot))
         for note in snapshot.notes:
@@ -124,6 +130,7 @@ class SnapshotApp(GitSlurmApp):
             max_untracked=settings.max_untracked_size(),
             submodules=self.submodules or (not self.no_submodules and settings.submodules()),
             push_timeout=settings.push_timeout(),
+            handoff=None if self.handoff is None else checked_handoff(self.handoff),
         )
 
 

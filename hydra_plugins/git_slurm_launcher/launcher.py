@@ -22,7 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.git_slurm_launcher._source_files import restore_source_files
+from hydra_plugins.git_slurm_launcher._job_errors import keep_job_traceback, restore_source_files
 from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
 
 if TYPE_CHECKING:
@@ -103,13 +103,14 @@ class BaseSubmititLauncher(Launcher):
         restore_source_files(task_function)  # before it can fail: its traceback names them
         if self.snapshot_job is not None:
             task_function = self.snapshot_job.wrap(task_function)
-        return run_job(
+        ret = run_job(
             hydra_context=self.hydra_context,
             task_function=task_function,
             config=sweep_config,
             job_dir_key=job_dir_key,
             job_subdir_key="hydra.sweep.subdir",
         )
+        return keep_job_traceback(ret)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Resubmit the current callable at its current state with the same initial arguments."""

@@ -1,17 +1,23 @@
-"""A job's traceback names the files the user wrote, not cloudpickle's `<dynamic-code>`.
+"""A failed job's exception reaches the user with where it failed and its cause chain.
 
-submitit ships the task function to the job with cloudpickle, which pickles a function of the
-app's script (or any function it cannot import by name, such as a closure) by value; since
-cloudpickle 3.1 such a function's code says `<dynamic-code>` where its file was. A failed job's
-traceback, which Hydra 1.4 carries back to the user with its cause chain, then says neither
+Its traceback names the files the user wrote. submitit ships the task function to the job
+with cloudpickle, which pickles a function of the app's script (or any function it cannot
+import by name, such as a closure) by value; since cloudpickle 3.1 such a function's code says
+`<dynamic-code>` where its file was, and the traceback Hydra 1.4 carries back says neither
 where the task failed nor in which file. cloudpickle keeps the function's module `__file__` in
-its globals: put it back on the code before the job runs.
+its globals: the job puts it back on the code before it runs.
+
+Hydra 1.3 pickles the exception alone, which drops its traceback and cause chain: the job adds
+them to it as a note, which Python 3.11+ prints after the message.
 """
 
 from __future__ import annotations
 
+import traceback
 import types
 from typing import Any, Set
+
+from hydra.core.utils import JobReturn, JobStatus
 
 DYNAMIC = "<dynamic-code>"  # what cloudpickle puts in co_filename
 
@@ -56,3 +62,19 @@ def _full(cell: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def keep_job_traceback(ret: JobReturn) -> JobReturn:
+    """`ret`, its failure carrying the job's traceback and cause chain as a note where Hydra
+    does not carry them itself (1.3; 1.4's JobReturn has `_remote_traceback`)."""
+    error = ret._return_value
+    if ret.status != JobStatus.FAILED or not isinstance(error, BaseException):
+        return ret
+    if hasattr(ret, "_remote_traceback"):
+        return ret
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    note = f"the job's traceback:\n{text.rstrip()}"
+    notes = getattr(error, "__notes__", None)
+    # add_note is 3.11+; on 3.10 the note is kept where 3.11 would put it, for callers to read
+    vars(error)["__notes__"] = [*(notes if isinstance(notes, list) else []), note]
+    return ret
