@@ -11,6 +11,7 @@ from typing import Optional
 from git_slurm.errors import GitSlurmError, UsageError, git_reason
 from git_slurm.gitcli import Git
 from git_slurm.names import BranchName, Oid
+from git_slurm.refnames import is_valid_refname
 
 STAMP_FORMAT = "%Y%m%d-%H%M%S"
 STAMP_PATTERN = re.compile(r"-(\d{8}-\d{6})(?:-(\d+))?$")
@@ -25,11 +26,7 @@ def validate_prefix(git: Git, prefix: str) -> None:
     here: checked before anything is made, so a bad one costs no spin through every name."""
     example = f"refs/heads/{prefix}-20000101-000000"
     # a leading `-` makes a valid ref but no branch name git accepts (`git switch -x-...`)
-    if (
-        not prefix
-        or prefix.startswith("-")
-        or git.run("check-ref-format", example, check=False)[0] != 0
-    ):
+    if not prefix or prefix.startswith("-") or not is_valid_refname(example):
         raise UsageError(f"invalid branch prefix {prefix!r}: it must make a valid branch name")
     _refuse_too_long(git, prefix)
     _refuse_under_a_branch(git, prefix)

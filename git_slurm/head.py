@@ -23,19 +23,24 @@ class Head:
 
 
 # `--` keeps a file named HEAD from making the revision ambiguous
-HEAD_FACTS = ("rev-parse", "HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", "--")
+HEAD_REVISIONS = ("HEAD", "HEAD^{tree}", "--symbolic-full-name", "HEAD", "--")
 
 
 def read_head(git: Git) -> Head:
-    rc, out, err = git.run(*HEAD_FACTS, check=False)
+    rc, out, err = git.run("rev-parse", *HEAD_REVISIONS, check=False)
     if rc == 0:
-        commit, tree, name = out.splitlines()[:3]
-        return Head(Oid(commit), Oid(tree), _short(name))
+        return head_from_lines(out.splitlines()[:3])
     # no commit yet, or HEAD is broken: only an unborn branch is a state to snapshot
     ref = git.run("symbolic-ref", "-q", "HEAD", check=False)[1].strip()
     if ref and git.run("rev-parse", "-q", "--verify", ref, check=False)[0] == 1:
         return Head(None, None, _short(ref))
     raise GitSlurmError(f"cannot read HEAD: {git_reason(err) or ref}")
+
+
+def head_from_lines(lines: list[str]) -> Head:
+    """What rev-parse said of HEAD_REVISIONS: commit, tree, full branch name (or `HEAD`)."""
+    commit, tree, name = lines
+    return Head(Oid(commit), Oid(tree), _short(name))
 
 
 def _short(full_name: str) -> Optional[str]:

@@ -7,8 +7,6 @@ is generated (no drift between --help, the man page and the completion).
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +129,8 @@ def pages() -> dict[Path, str]:
 
 
 def command_modules() -> list[Any]:
+    import importlib
+
     return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
@@ -142,6 +142,8 @@ def generated() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
+    import argparse  # here: every command's import reads ManSource, none needs argparse
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="write man/*.1 and completions/")
     args = parser.parse_args(argv)

@@ -115,6 +115,8 @@ def materialise(
             return link_from(git, common_dir, source, path, commit, branch, link_rels)
         except SourceUnusable:
             mark_unshareable(common_dir, source.admin)
+        except UnstableInodes:
+            break  # the file system's nature: no other source links better
         except (OSError, GitSlurmError):
             pass  # e.g. another file system, or `git slurm-gc` removed the source meanwhile
     return check_out(git, common_dir, path, commit, branch)
@@ -323,11 +325,24 @@ def link_files(source: Path, target: Path, files: list[str], gitlinks: list[str]
                 raise SourceUnusable(f"{rel} in the source snapshot is no longer a directory")
         for rel in sorted(through | _parents(gitlinks) | set(gitlinks)):  # parents sort first
             os.mkdir(f"{target}/{rel}")
-        for rel in files:
+        for n, rel in enumerate(files):
             os.link(f"{source}/{rel}", f"{target}/{rel}", follow_symlinks=False)
+            if n == 0:
+                _refuse_unstable_inodes(f"{source}/{rel}", f"{target}/{rel}")
     except FileNotFoundError as exc:
         raise SourceUnusable(f"{exc.filename} is missing from the source snapshot") from exc
     return len(files)
+
+
+class UnstableInodes(GitSlurmError):
+    """The file system gives each name its own inode number (sshfs): a linked worktree's stat
+    cache, copied from the source's index, would match no file and git would read them all."""
+
+
+def _refuse_unstable_inodes(source: str, link: str) -> None:
+    """Checked on the first link, before thousands more are made only to be thrown away."""
+    if os.lstat(source).st_ino != os.lstat(link).st_ino:
+        raise UnstableInodes(f"{link}: a hard link got an inode number of its own")
 
 
 def _parents(files: list[str]) -> set[str]:

@@ -8,6 +8,7 @@ from typing import Optional
 
 from git_slurm.errors import ExitCode, GitSlurmError, git_reason
 from git_slurm.gitcli import Git, run_git
+from git_slurm.head import HEAD_REVISIONS, Head, head_from_lines
 
 
 @dataclass(frozen=True)
@@ -40,25 +41,48 @@ def _rev_parse(cwd: Path, *args: str) -> list[str]:
     raise GitSlurmError(said, ExitCode.NOT_A_REPOSITORY)
 
 
+FACTS = ("--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir", "--git-common-dir")
+WHERE = ("--show-toplevel", "--show-prefix")
+
+
 def discover(cwd: Optional[Path] = None) -> Checkout:
     """The checkout containing `cwd`; a bare repository or no repository is an error."""
+    return discover_with_head(cwd)[0]
+
+
+def discover_with_head(cwd: Optional[Path] = None) -> tuple[Checkout, Optional[Head]]:
+    """The checkout, and what its HEAD is, in one `git rev-parse` when HEAD has a commit and
+    `cwd` is in a work tree (each process start costs more than rev-parse's own work); any
+    other case (no commit yet, bare, no repository) asks again step by step, for git's own
+    words, and leaves HEAD to `read_head` (None)."""
     here = (cwd or Path.cwd()).resolve()
-    facts = _rev_parse(
-        here,
-        "--is-bare-repository",
-        "--is-inside-work-tree",
-        "--absolute-git-dir",
-        "--git-common-dir",
+    rc, out, _ = run_git(
+        ["rev-parse", *FACTS, *WHERE, *HEAD_REVISIONS], cwd=here, check=False, user_environment=True
     )
-    bare, inside, git_dir, common = facts
+    lines = out.split("\n")
+    # facts, toplevel, the prefix (a line even when empty: git >= 2.25), HEAD's three, `--`, ''
+    if rc == 0 and len(lines) == len(FACTS) + 2 + 3 + 2 and lines[0] == "false":
+        _, inside, git_dir, common, toplevel, prefix = lines[:6]
+        return _checkout(here, inside, git_dir, common, [toplevel, prefix]), head_from_lines(
+            lines[6:9]
+        )
+    return _discover_step_by_step(here), None
+
+
+def _discover_step_by_step(here: Path) -> Checkout:
+    bare, inside, git_dir, common = _rev_parse(here, *FACTS)
     if bare == "true":
         raise GitSlurmError(
             f"{git_dir} is a bare repository; run this inside a work tree",
             ExitCode.NOT_A_REPOSITORY,
         )
-    where = _rev_parse(here, "--show-toplevel", "--show-prefix")
+    where = _rev_parse(here, *WHERE)
     if not where:
         raise GitSlurmError(f"not inside a work tree: {here}", ExitCode.NOT_A_REPOSITORY)
+    return _checkout(here, inside, git_dir, common, where)
+
+
+def _checkout(here: Path, inside: str, git_dir: str, common: str, where: list[str]) -> Checkout:
     toplevel = Path(where[0]).resolve()
     # outside the work tree named by GIT_WORK_TREE, git works on the whole tree: so do we
     prefix = where[1].rstrip("/") if inside == "true" and len(where) > 1 else ""

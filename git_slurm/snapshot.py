@@ -11,9 +11,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from git_slurm import faults, odb, submodules
+from git_slurm import faults
 from git_slurm.branches import (
     SNAPSHOT_REFLOG_MARK,
     create_snapshot_branch,
@@ -22,9 +22,8 @@ from git_slurm.branches import (
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
 from git_slurm.errors import GitSlurmError, UsageError
-from git_slurm.head import read_head
+from git_slurm.head import Head, read_head
 from git_slurm.links import Link, make_links, plan_links, unignored_note
-from git_slurm.materialize import Materialised, materialise
 from git_slurm.names import BranchName, Oid
 from git_slurm.push import PUSH_TIMEOUT, PushResult, default_remote, push_branch, unpush
 from git_slurm.records import (
@@ -40,6 +39,9 @@ from git_slurm.records import (
 from git_slurm.repo import Checkout
 from git_slurm.verify import reusable_as_is
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
+
+if TYPE_CHECKING:  # imported where used: a snapshot of an unchanged tree needs none of them
+    from git_slurm.materialize import Materialised
 
 
 @dataclass(frozen=True)
@@ -114,15 +116,18 @@ def commit_message(
     return f"{subject}{text}\n\n" + "\n".join(body) + "\n"
 
 
-def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
-    """Record the working tree on a new branch and (unless told not to) materialise it."""
+def take_snapshot(
+    checkout: Checkout, options: SnapshotOptions, head: Optional[Head] = None
+) -> Snapshot:
+    """Record the working tree on a new branch and (unless told not to) materialise it.
+    `head`: HEAD as `discover_with_head` just read it (None: read it here)."""
     started = time.monotonic()
     validate_prefix(checkout.git, options.prefix)
     link_rels = plan_links(checkout.git, checkout.toplevel, checkout.prefix, options.links)
     if options.make_worktree:
         refuse_worktree_dir_in_code(checkout, options.worktree_dir)
     worktree_dir = ensure_worktree_dir(options.worktree_dir) if options.make_worktree else None
-    head = read_head(checkout.git)
+    head = head or read_head(checkout.git)
     base, on_branch = head.commit, head.branch
     keep_out = [options.worktree_dir, *(checkout.toplevel / rel for rel in link_rels)]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
@@ -131,6 +136,8 @@ def take_snapshot(checkout: Checkout, options: SnapshotOptions) -> Snapshot:
         assert base is not None
         commit = base
     else:
+        from git_slurm import odb  # only a new commit needs it (and it loads pygit2)
+
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
             checkout.git,
             capture.tree,
@@ -293,6 +300,9 @@ def _reuse(checkout: Checkout, target: _Target) -> Optional[Path]:
 
 
 def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
+    from git_slurm import submodules
+    from git_slurm.materialize import materialise
+
     now = time.time()
     launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
     path = reserve_worktree_path(target.worktree_dir, target.branch)

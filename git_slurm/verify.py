@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from git_slurm import lfs, submodules
+from git_slurm import lfs
 from git_slurm.errors import GitSlurmError
 from git_slurm.gitcli import Git, read_git_file
 from git_slurm.materialize import (
@@ -132,6 +132,8 @@ def put_back(git: Git, commit: str, found: Sequence[Difference]) -> None:
     """Write the commit's version of every differing path as a new file (git unlinks the old
     one first, so no hard link is written through), read-only like every snapshot file."""
     assert git.work_tree is not None
+    from git_slurm import submodules  # only a restore needs it, not a reuse's check
+
     modules = dict(submodules.gitlinks(git, Oid(commit)))
     inside = [d.path for d in found if d.path in modules and d.status == "M"]
     found = [d for d in found if d.path not in inside]

@@ -15,7 +15,7 @@ from git_slurm.gitcli import show_progress
 from git_slurm.manpages import ManSource
 from git_slurm.push import redact
 from git_slurm.records import checked_handoff
-from git_slurm.repo import Checkout, discover
+from git_slurm.repo import Checkout, discover_with_head
 from git_slurm.snapshot import Snapshot, SnapshotOptions, take_snapshot
 
 
@@ -93,14 +93,14 @@ class SnapshotApp(GitSlurmApp):
 
     def main(self) -> int:
         show_progress(not self.quiet and sys.stderr.isatty())  # git's, of a push or checkout
-        checkout = discover()
+        checkout, head = discover_with_head()
         if self.install_hooks or self.uninstall_hooks:
             from git_slurm.hookinstall import install, uninstall
 
             self.say(install(checkout) if self.install_hooks else uninstall(checkout))
             return 0
         options = self.options(checkout)
-        snapshot = take_snapshot(checkout, options)
+        snapshot = take_snapshot(checkout, options, head)
         if self.json:
             print_json({**snapshot.to_json(), "handoff": options.handoff})
         else:
