@@ -8,6 +8,11 @@ starts, and one `killpg` ends them, with no race against a child forking meanwhi
 /proc for children could miss one forked between the walk and the kill). A new session has no
 controlling terminal, so nothing of ours can prompt: git's own calls run with
 GIT_TERMINAL_PROMPT=0 anyway, and a background process group reading the terminal would stop.
+
+Sessions nest: a child of ours that is itself git-slurm (the launcher's `git slurm-snapshot`)
+starts its own git calls in sessions of their own, out of reach of a `killpg` of its group.
+So a group is first asked to end (SIGTERM: our apps undo their work as on Ctrl-C and end
+their own children's groups), and only then killed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 
 # Popen keyword arguments for every child: see the module docstring.
 OWN_GROUP: dict[str, Any] = {"start_new_session": True}
+# How long a group asked to end (SIGTERM) has before it is killed: enough for a snapshot to
+# undo its branch and worktree, never long enough to look like a hang.
+TERM_GRACE = 5.0
 # How long a child's pipes may stay open after the child itself exited (a helper it left
 # behind holds them) before that helper is killed: the answer is in by then.
 PIPE_GRACE = 0.5
@@ -29,7 +37,12 @@ _POLL = 0.05  # how often `run_bounded` looks whether the child itself has exite
 
 
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
-    """Kill `proc` and every process in its group (see OWN_GROUP), then reap it."""
+    """End `proc` and every process in its group (see OWN_GROUP), then reap it: SIGTERM
+    first, so that a child of ours ends the sessions it started, then SIGKILL."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=TERM_GRACE)
     kill_group(proc)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.communicate(timeout=5)  # a daemon that escaped (ssh ControlPersist) must not hang us

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any, Optional
@@ -115,10 +117,18 @@ def print_json(data: dict[str, Any]) -> None:
     print(json.dumps({"schema": JSON_SCHEMA, **data}, indent=None, sort_keys=False))
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_app(app: type[GitSlurmApp], argv: Optional[list[str]] = None) -> int:
     """Run `app` and turn every failure into one line and an exit status; never a traceback."""
     argv = list(sys.argv if argv is None else argv)
     paths_as_bytes()
+    # a launcher ending us (processes.kill_tree) sends SIGTERM: undo as on Ctrl-C, and end
+    # the git calls we started, which live in sessions of their own
+    with contextlib.suppress(ValueError):  # not the main thread (an in-process caller's)
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         _, status = app.run(argv, exit=False)
         return int(status)
