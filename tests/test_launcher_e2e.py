@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import pytest
 from gitrepo import Repo, git
@@ -79,16 +79,22 @@ def edit_checkout(app: Path) -> None:
 
 
 def edit_once_both_wait(
-    app: Path, proc: subprocess.Popen[bytes], markers: Path, go: Path, log: Path
+    app: Path,
+    proc: subprocess.Popen[bytes],
+    markers: Path,
+    go: Path,
+    log: Path,
+    edit: Optional[Callable[[Path], None]] = None,
 ) -> None:
-    """Once both jobs of the launch wait (queued, or held by SLURM), edit the checkout, release
-    them, and see the launch succeed; never leave the launch running."""
+    """Once both jobs of the launch wait (queued, or held by SLURM), edit the checkout (with
+    `edit`, by default `edit_checkout`), release them, and see the launch succeed; never
+    leave the launch running."""
     try:
         wait_until(
             lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
             "both jobs to wait",
         )
-        edit_checkout(app)
+        (edit or edit_checkout)(app)
         go.touch()
         assert proc.wait(timeout=180) == 0, log.read_text()
     finally:

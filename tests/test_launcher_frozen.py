@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from gitrepo import Repo
-from launcher_apps.support import results, wait_until
-from test_launcher_e2e import SNAPSHOT, queue_line, snapshot_of
+from launcher_apps.support import results
+from test_launcher_e2e import SNAPSHOT, edit_once_both_wait, queue_line, snapshot_of
 
 APP = Path(__file__).resolve().parent / "launcher_apps" / "config_app"
 EDITED = [  # every file whose text a job reports; each says "old" until the test edits it
@@ -65,18 +65,7 @@ def launch_held(tmp_path: Path, app: Path, entry: str, *flags: str) -> list[dict
     log = tmp_path / "launch.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=app, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until(
-            lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
-            "both jobs to wait",
-        )
-        edit_everything(app)
-        go.touch()
-        assert proc.wait(timeout=180) == 0, log.read_text()
-    finally:
-        go.touch()
-        if proc.poll() is None:
-            proc.kill()
+    edit_once_both_wait(app, proc, markers, go, log, edit_everything)
     got = results(app / "multirun")
     assert len(got) == 2, log.read_text()
     return got
