@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
@@ -123,9 +123,10 @@ class GcReport:
         return freed(w.usage for w in self.worktrees if w.action != KEPT)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for worktree in data["worktrees"]:
-            del worktree["usage"]
+        # asdict deep-copies: each worktree's Usage (an entry per hard-linked file, tens of
+        # thousands in a big repository) goes before it, not after
+        data = asdict(replace(self, worktrees=[]))
+        data["worktrees"] = [_public(w) for w in self.worktrees]
         freed_bytes, still_linked = self.freed()
         data.update(
             removed=self.count(REMOVED),
@@ -136,6 +137,12 @@ class GcReport:
             seconds=round(self.seconds, 3),
         )
         return data
+
+
+def _public(worktree: WorktreeReport) -> dict[str, Any]:
+    data = asdict(replace(worktree, usage=Usage()))
+    del data["usage"]
+    return data
 
 
 @dataclass(frozen=True)
