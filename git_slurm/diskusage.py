@@ -34,18 +34,24 @@ class Usage:
         return self.bytes + sum(size * seen // nlink for nlink, size, seen in self.shared.values())
 
     def add(self, info: os.stat_result) -> None:
-        size = info.st_blocks * 512
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink <= 1:
-            self.bytes += size
-            return
+        if not self.add_shared(info):
+            self.bytes += info.st_blocks * 512
+
+    def add_shared(self, info: os.stat_result) -> bool:
+        """Count `info` among the shared files if it is one (a regular file of several links)."""
+        if info.st_nlink <= 1 or not stat.S_ISREG(info.st_mode):
+            return False
         key = (info.st_dev, info.st_ino)
-        seen = self.shared.get(key, (0, 0, 0))[2]
-        self.shared[key] = (info.st_nlink, size, seen + 1)
+        known = self.shared.get(key)
+        self.shared[key] = (info.st_nlink, info.st_blocks * 512, known[2] + 1 if known else 1)
+        return True
 
     def merge(self, other: Usage) -> None:
         self.bytes += other.bytes
-        for key, (nlink, size, seen) in other.shared.items():
-            self.shared[key] = (nlink, size, self.shared.get(key, (0, 0, 0))[2] + seen)
+        shared = self.shared
+        for key, entry in other.shared.items():
+            known = shared.get(key)
+            shared[key] = (entry[0], entry[1], known[2] + entry[2]) if known else entry
 
 
 def freeable(root: Path) -> Usage:
@@ -64,14 +70,17 @@ def freeable(root: Path) -> Usage:
                 listed = list(entries)
         except OSError:
             continue
+        own = 0  # this loop runs once per file: its sum stays local
         for entry in listed:
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            usage.add(info)
-            if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
+            if not usage.add_shared(info):
+                own += info.st_blocks * 512
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(entry.path)
+        usage.bytes += own
     return usage
 
 
