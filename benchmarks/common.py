@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -173,3 +174,14 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     git = subprocess.run(["git", "version"], capture_output=True, text=True, check=False).stdout
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GB RAM, {git.strip()}"
+
+
+def write_report(
+    text: str, data: object, markdown: Optional[str], json_path: Optional[str]
+) -> None:
+    """Print a benchmark's report; keep it as markdown and its data as JSON where asked."""
+    print(text)
+    if markdown:
+        Path(markdown).write_text(text + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=2) + "\n")

@@ -40,7 +40,7 @@ from typing import Any, Optional
 import bench_venvs
 import refrepo
 from cases import EDITED, SNAPSHOT, _path_taken
-from common import load_average, machine, run, sealed_environment
+from common import load_average, machine, run, sealed_environment, write_report
 
 from git_slurm.records import RECORD_NAME
 
@@ -362,11 +362,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     results = measure(args)
     text = report(results)
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(results), indent=2) + "\n")
+    write_report(text, asdict(results), args.markdown, args.json)
     return 0
 
 

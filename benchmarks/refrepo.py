@@ -17,7 +17,7 @@ import os
 import random
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 GENERATOR_VERSION = 3
@@ -72,23 +72,6 @@ SIZES = {
         disk_snapshots=10,
         probe_bytes=512 * 2**20,
     ),
-    # netfs.py: between small and full, to see what grows with the file count
-    "medium": Size(
-        name="medium",
-        files=2000,
-        file_bytes=6 * 1024,
-        assets=2,
-        asset_bytes=2**20,
-        data_bytes=8 * 2**20,
-        data_files=2,
-        outputs=100,
-        modified=10,
-        untracked=5,
-        deleted=3,
-        sweep_jobs=10,
-        disk_snapshots=3,
-        probe_bytes=64 * 2**20,
-    ),
     "small": Size(
         name="small",
         files=500,
@@ -106,6 +89,9 @@ SIZES = {
         probe_bytes=64 * 2**20,
     ),
 }
+
+# netfs.py: between small and full, to see what grows with the file count
+SIZES["medium"] = replace(SIZES["small"], name="medium", files=2000)
 
 GITIGNORE = "/data/\n/outputs/\n/multirun/\n/.submitit/\n__pycache__/\n*.pyc\n*.ckpt\n"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import statistics
 import sys
@@ -46,6 +45,7 @@ from common import (
     seal_this_process,
     sealed_environment,
     settings,
+    write_report,
 )
 
 CAPTURE_PAIRS = 5  # capture/status pairs per repetition: both are short, noise is not
@@ -210,11 +210,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     bench.results.load_after = load_average()
     text = report(bench.results, size, reps, slow_reps)
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(to_json(bench.results), indent=2) + "\n")
+    write_report(text, to_json(bench.results), args.markdown, args.json)
     missed = [t for t, _, ok in targets(bench.results) if not ok]
     return 1 if args.check and missed else 0
 

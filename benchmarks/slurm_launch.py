@@ -48,7 +48,7 @@ from typing import Any, NoReturn, Optional
 
 import bench_venvs
 import refrepo
-from common import load_average, machine, sealed_environment
+from common import load_average, machine, sealed_environment, write_report
 from sweep import snapshot_branches
 
 CLIENT_TIMEOUT = 30.0  # seconds for one squeue / scancel / sinfo call
@@ -388,11 +388,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     text = report(results)
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(asdict(results), indent=2) + "\n")
+    write_report(text, asdict(results), args.markdown, args.json)
     return 0
 
 
