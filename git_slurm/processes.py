@@ -34,6 +34,9 @@ TERM_GRACE = 5.0
 # behind holds them) before that helper is killed: the answer is in by then.
 PIPE_GRACE = 0.5
 _POLL = 0.05  # how often `run_bounded` looks whether the child itself has exited
+# How long a SIGKILLed group may take to be gone: the kernel closes a dying process's files
+# (our pipe reads end) before it stops running, so "killed" is only "ended" once we looked.
+KILL_SETTLE = 2.0
 
 
 def kill_tree(proc: subprocess.Popen[Any]) -> None:
@@ -55,6 +58,31 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         proc.kill()  # not a group leader after all (started without OWN_GROUP)
+    deadline = time.monotonic() + KILL_SETTLE
+    while _group_running(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)  # SIGKILL cannot be ignored: this is the kernel finishing its work
+
+
+def _group_running(pgid: int) -> bool:
+    """Is a member of process group `pgid` still running (neither a zombie nor gone)? Read
+    from /proc, so a zombie that no init reaps (a container's pid 1) does not count; without
+    /proc nothing can be known and nothing is waited for."""
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return False
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # exited while we looked
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
 
 
 def run_bounded(
