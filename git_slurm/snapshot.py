@@ -37,7 +37,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import Checkout
-from git_slurm.verify import reusable_as_is
+from git_slurm.verify import reusable_as_is, settle_checked_out_index
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
 
 if TYPE_CHECKING:  # imported where used: a snapshot of an unchanged tree needs none of them
@@ -325,6 +325,8 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
         if target.submodules:
             nested = submodules.check_out(checkout.git, checkout.toplevel, path, target.commit)
         links = make_links(path, checkout.toplevel, target.link_rels)
+        if made.source is None:  # as late as can be: the checkout's second may have passed
+            settle_checked_out_index(made.admin)
         record = SnapshotRecord(
             worktree=str(path),
             origin=str(checkout.toplevel),

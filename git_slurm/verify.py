@@ -22,6 +22,7 @@ import contextlib
 import importlib.machinery
 import os
 import stat
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -207,6 +208,7 @@ def reusable_as_is(admin: Path, record: SnapshotRecord) -> bool:
         return False
     git = Git(admin, Path(record.worktree))
     try:
+        settle_index(git, admin)
         pristine = not differences(git, record.tree, record.links)
         pristine = pristine and not left_modules(git, record.links)
     except (GitSlurmError, OSError):
@@ -236,3 +238,63 @@ def left_modules(git: Git, links: Iterable[str]) -> list[str]:
         and BYTECODE_CACHE not in rel.split("/")
         and not linked(rel)
     ]
+
+
+# ---- the worktree's stat cache -------------------------------------------------------------
+
+# git trusts an index entry's stat data only when the file's mtime is older than the index
+# file's own (in whole seconds here: git is built without USE_NSEC); a "racily clean" entry is
+# compared by content at every check, and a read-only check (--no-optional-locks) never writes
+# the index that would end it. A checkout writes its files and its index in the same second:
+# every later check of that worktree (each reuse, each job's start) then read and hashed all
+# of its files, ~450 ms for the reference repository's 8000. This file in the admin dir holds
+# the identity of the index last known to have no racily clean entry, so that a check pays
+# for it at most once per index that git writes.
+SETTLED_NAME = "git-slurm-settled"
+SECOND = 10**9
+
+
+def _index_identity(admin: Path) -> str:
+    info = os.stat(admin / "index")
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns}\n"
+
+
+def _remember_settled(admin: Path) -> None:
+    (admin / SETTLED_NAME).write_text(_index_identity(admin), encoding="utf-8")
+
+
+def _is_settled(admin: Path) -> bool:
+    try:
+        return (admin / SETTLED_NAME).read_text(encoding="utf-8") == _index_identity(admin)
+    except OSError:
+        return False
+
+
+def settle_checked_out_index(admin: Path) -> None:
+    """Once a checkout's second has passed, date its index now: entries then are not racily
+    clean. Sound only while nobody else can have written the worktree since git recorded
+    its files' stat data: a new worktree of fresh inodes (a checkout, not hard links to
+    another snapshot's), locked as being made and not yet recorded, so no job has seen it."""
+    written = os.stat(admin / "index").st_mtime_ns
+    now = time.time_ns()
+    if now // SECOND > written // SECOND:
+        os.utime(admin / "index", ns=(now, now))
+        _remember_settled(admin)
+
+
+def settle_index(git: Git, admin: Path) -> None:
+    """Let git refresh a worktree's index that may hold racily clean entries (git compares
+    each by content and writes the index anew), unless this very index is known to hold none.
+    Under the restore lock: a job restoring files takes the index lock too, and would fail
+    on ours. Only saves time: every check is git's own and right with or without it."""
+    if _is_settled(admin):
+        return
+    with restore_lock(admin):
+        before = os.stat(admin / "index").st_mtime_ns
+        started = time.time_ns()
+        rc = git.run(*STAT_CHECK, "update-index", "-q", "--refresh", check=False)[0]
+        after = os.stat(admin / "index").st_mtime_ns
+        rewritten_later = after // SECOND > before // SECOND
+        untouched_and_old = after == before and started // SECOND > after // SECOND
+        if rc == 0 and (rewritten_later or untouched_and_old):
+            _remember_settled(admin)
