@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from git_slurm import lfs
 from git_slurm.errors import GitSlurmError
@@ -37,6 +38,7 @@ from git_slurm.materialize import (
     make_read_only,
     mark_unshareable,
     name_status,
+    parse_tagged,
     read_only_tree,
     tagged_entries,
 )
@@ -76,12 +78,18 @@ def check_args(treeish: str, links: Iterable[str], *, quiet: bool) -> list[str]:
     return [*DIFF, *how, treeish, "--", *(f":(exclude,top,literal){rel}" for rel in links)]
 
 
-def differences(git: Git, treeish: str, links: Iterable[str]) -> list[Difference]:
-    """Every tracked path of the work tree that is not `treeish`'s, or may not be."""
+Tagged = list[tuple[str, str, str, str]]  # materialize.tagged_entries
+
+
+def differences(
+    git: Git, treeish: str, links: Iterable[str], entries: Optional[Tagged] = None
+) -> list[Difference]:
+    """Every tracked path of the work tree that is not `treeish`'s, or may not be.
+    `entries`: the index's tagged entries when the caller has them already."""
     out = git.run(*check_args(treeish, links, quiet=False))[1]
     found = [Difference(status[0], rel) for status, rel in name_status(out)]
     seen, linked = {d.path for d in found}, Under(links)
-    for tag, _, _, rel in tagged_entries(git):
+    for tag, _, _, rel in tagged_entries(git) if entries is None else entries:
         if tag != CHECKED and rel not in seen and not linked(rel):
             found.append(Difference(HIDDEN, rel))
             seen.add(rel)
@@ -209,8 +217,9 @@ def reusable_as_is(admin: Path, record: SnapshotRecord) -> bool:
     git = Git(admin, Path(record.worktree))
     try:
         settle_index(git, admin)
-        pristine = not differences(git, record.tree, record.links)
-        pristine = pristine and not left_modules(git, record.links)
+        entries, others = entries_and_others(git)
+        pristine = not differences(git, record.tree, record.links, entries)
+        pristine = pristine and not importable(others, record.links)
     except (GitSlurmError, OSError):
         pristine = False
     if not pristine:
@@ -225,15 +234,25 @@ MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
 BYTECODE_CACHE = "__pycache__"  # validated against its source's mtime and size on import
 
 
-def left_modules(git: Git, links: Iterable[str]) -> list[str]:
+OTHER = "? "  # `ls-files -v --others`: an untracked file (an entry's tag is a letter)
+
+
+def entries_and_others(git: Git) -> tuple[Tagged, list[str]]:
+    """The index's tagged entries and every untracked file, ignored or not, in one git run."""
+    out = git.run("--no-optional-locks", "ls-files", "-s", "-v", "--others", "-z")[1]
+    lines = out.split("\0")
+    others = [line[2:] for line in lines if line.startswith(OTHER)]
+    return parse_tagged(line for line in lines if not line.startswith(OTHER)), others
+
+
+def importable(others: Iterable[str], links: Iterable[str]) -> list[str]:
     """Untracked files, ignored or not, that Python could import from the worktree: modules a
     job left there (a generated package, an in-place `build_ext`) that would stand in for
     the snapshot's code in the jobs of a launch reusing it."""
-    out = git.run("--no-optional-locks", "ls-files", "--others", "-z")[1]
     linked = Under(links)
     return [
         rel
-        for rel in out.split("\0")
+        for rel in others
         if rel.endswith(MODULE_SUFFIXES)
         and BYTECODE_CACHE not in rel.split("/")
         and not linked(rel)
