@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,15 @@ from slurm_support import slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "start one with `make cluster` (runs bash tests/slurm/cluster.sh start as root)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started in the background by a shell without job control (`make test &`, a CI
+    runner's script, nohup) inherits SIGINT ignored, and every process a test starts would too:
+    the tests' real Ctrl-Cs (test_crash, the launcher's status line) would go unheard. A
+    handler of ours is reset to the default in each child; an ignored signal would stay so."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def slurm_required() -> bool:
