@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative con
 from needs import MountTmpfs, mounts, unavailable
 from plumbum import local
 from silentserver import SilentServer
-from slurm_support import slurm_available
+from slurm_support import end_jobs_working_under, slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "start one with `make cluster` (runs bash tests/slurm/cluster.sh start as root)"
@@ -46,6 +47,22 @@ def slurm_cluster() -> Iterator[None]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     yield
+
+
+@pytest.fixture(autouse=True)
+def slurm_jobs_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on the cluster leaves it as it found it: whatever of its jobs (all work under
+    its tmp_path) is still pending or running when it ends, by a failure or not, is
+    cancelled and waited for, so that no later test waits for CPUs it holds."""
+    if "slurm_cluster" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    yield
+    if slurm_available()[0]:
+        left = end_jobs_working_under(tmp_path)
+        if left:  # said, not failed: the test's own assertions decide whether it passed
+            warnings.warn(f"jobs left pending or running, now ended: {left}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 T = TypeVar("T")
@@ -149,3 +150,41 @@ def wait_for_sacct(job_id: str, states: AbstractSet[str], timeout: float) -> tup
     )
     assert record is not None
     return record
+
+
+#: Upper bound for cancelled jobs to end: KillWait=5 (tests/slurm/cluster.sh), the epilog, and
+#: slurmctld's own pace on a loaded machine. Only a broken cluster takes this long.
+CANCEL_TIMEOUT = 120.0
+
+
+def jobs_working_under(root: Path) -> list[str]:
+    """Ids of the jobs slurmctld holds unfinished (pending, running, completing, ...) whose
+    working directory is `root` or lies below it: a test's own jobs, by its tmp_path."""
+    proc = _run(["squeue", "-h", "-o", "%A|%Z"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    inside = (str(root), str(root.resolve()))
+    rows = [line.split("|", 1) for line in proc.stdout.splitlines() if "|" in line]
+    return sorted(
+        {
+            job
+            for job, workdir in rows
+            if any(workdir == d or workdir.startswith(f"{d}/") for d in inside)
+        }
+    )
+
+
+def end_jobs_working_under(root: Path) -> list[str]:
+    """Cancel every unfinished job working under `root` and wait until slurmctld no longer
+    holds one unfinished, so that the next test finds the node's CPUs free; returns the ids
+    that were still there."""
+    left = jobs_working_under(root)
+    if left:
+        _run(["scancel", *left])
+        _poll(
+            lambda: jobs_working_under(root),
+            lambda jobs: not jobs,
+            CANCEL_TIMEOUT,
+            f"the cancelled jobs {left} to end",
+        )
+    return left
