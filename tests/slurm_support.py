@@ -159,17 +159,18 @@ CANCEL_TIMEOUT = 120.0
 
 def jobs_working_under(root: Path) -> list[str]:
     """Ids of the jobs slurmctld holds unfinished (pending, running, completing, ...) whose
-    working directory is `root` or lies below it: a test's own jobs, by its tmp_path."""
-    proc = _run(["squeue", "-h", "-o", "%A|%Z"])
+    working directory or batch script is `root` or lies below it: a test's own jobs, by its
+    tmp_path (submitit's jobs work where the test runs, but their scripts are in its folder)."""
+    proc = _run(["squeue", "-h", "-o", "%A|%Z|%o"])
     if proc.returncode != 0:
         raise RuntimeError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
     inside = (str(root), str(root.resolve()))
-    rows = [line.split("|", 1) for line in proc.stdout.splitlines() if "|" in line]
+    rows = [line.split("|") for line in proc.stdout.splitlines()]
     return sorted(
         {
-            job
-            for job, workdir in rows
-            if any(workdir == d or workdir.startswith(f"{d}/") for d in inside)
+            row[0]
+            for row in rows
+            if any(path == d or path.startswith(f"{d}/") for path in row[1:] for d in inside)
         }
     )
 
