@@ -51,9 +51,10 @@ def slurm_cluster() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def slurm_jobs_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A test on the cluster leaves it as it found it: whatever of its jobs (all work under
-    its tmp_path) is still pending or running when it ends, by a failure or not, is
-    cancelled and waited for, so that no later test waits for CPUs it holds."""
+    """A test on the cluster leaves it as it found it: whatever of its jobs (found by their
+    working directory or batch script under its tmp_path) is still pending or running when it
+    ends, by a failure or not, is cancelled and waited for, so that no later test waits for
+    CPUs it holds."""
     if "slurm_cluster" not in request.fixturenames:
         yield
         return

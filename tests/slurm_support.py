@@ -157,28 +157,27 @@ def wait_for_sacct(job_id: str, states: AbstractSet[str], timeout: float) -> tup
 CANCEL_TIMEOUT = 120.0
 
 
-def jobs_working_under(root: Path) -> list[str]:
-    """Ids of the jobs slurmctld holds unfinished (pending, running, completing, ...) whose
-    working directory or batch script is `root` or lies below it: a test's own jobs, by its
-    tmp_path (submitit's jobs work where the test runs, but their scripts are in its folder)."""
-    proc = _run(["squeue", "-h", "-o", "%A|%Z|%o"])
+def jobs_working_under(root: Path) -> dict[str, str]:
+    """Id -> state of the jobs slurmctld holds unfinished (pending, running, completing, ...)
+    whose working directory or batch script is `root` or lies below it: a test's own jobs, by
+    its tmp_path (submitit's jobs work where the test runs, but their scripts are in its
+    folder)."""
+    proc = _run(["squeue", "-h", "-o", "%A|%T|%Z|%o"])
     if proc.returncode != 0:
         raise RuntimeError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
     inside = (str(root), str(root.resolve()))
     rows = [line.split("|") for line in proc.stdout.splitlines()]
-    return sorted(
-        {
-            row[0]
-            for row in rows
-            if any(path == d or path.startswith(f"{d}/") for path in row[1:] for d in inside)
-        }
-    )
+    return {
+        row[0]: row[1]
+        for row in rows
+        if any(path == d or path.startswith(f"{d}/") for path in row[2:] for d in inside)
+    }
 
 
 def end_jobs_working_under(root: Path) -> list[str]:
-    """Cancel every unfinished job working under `root` and wait until slurmctld no longer
-    holds one unfinished, so that the next test finds the node's CPUs free; returns the ids
-    that were still there."""
+    """Cancel every unfinished job working under `root` and wait until slurmctld holds none
+    of them unfinished, so that the next test finds the node's CPUs free; returns the ids of
+    those that had not been cancelled yet (a job being cancelled is COMPLETING)."""
     left = jobs_working_under(root)
     if left:
         _run(["scancel", *left])
@@ -186,6 +185,6 @@ def end_jobs_working_under(root: Path) -> list[str]:
             lambda: jobs_working_under(root),
             lambda jobs: not jobs,
             CANCEL_TIMEOUT,
-            f"the cancelled jobs {left} to end",
+            f"the cancelled jobs {sorted(left)} to end",
         )
-    return left
+    return sorted(job for job, state in left.items() if state != "COMPLETING")
