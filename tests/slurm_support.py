@@ -31,7 +31,13 @@ def _run(args: list[str], timeout: float = CLIENT_TIMEOUT) -> subprocess.Complet
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def slurm_available(timeout: float = 5.0) -> tuple[bool, str]:
+#: Upper bound for the one probe that decides, for the whole session, whether the SLURM tests
+#: run: a controller slow to answer on a loaded machine is not a missing one (a down one makes
+#: sinfo give up by itself after ~10 s).
+PROBE_TIMEOUT = 30.0
+
+
+def slurm_available(timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Tell whether a SLURM cluster with a usable node answers within ``timeout`` seconds.
 
     Returns ``(True, "")`` or ``(False, reason)``, the reason being meant for a human.
