@@ -120,12 +120,20 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, wha
     """Call ``fetch`` until ``done(value)`` holds; TimeoutError (with the last value) after
     ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    seen: object = "nothing yet"
     while True:
-        value = fetch()
-        if done(value):
-            return value
+        try:
+            value = fetch()
+        # one client call slow to answer (a loaded controller) is no answer yet, not a
+        # failure: the next poll asks again, until the deadline
+        except subprocess.TimeoutExpired as slow:
+            seen = f"no answer from {slow.cmd[0]} within {slow.timeout:g} s"
+        else:
+            if done(value):
+                return value
+            seen = value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:g} s, last seen {value!r}")
+            raise TimeoutError(f"{what}: not reached within {timeout:g} s, last seen {seen!r}")
         time.sleep(POLL_INTERVAL)
 
 
