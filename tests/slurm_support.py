@@ -124,10 +124,12 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, wha
     while True:
         try:
             value = fetch()
-        # one client call slow to answer (a loaded controller) is no answer yet, not a
-        # failure: the next poll asks again, until the deadline
+        # one client call slow to answer or refused (a loaded controller or slurmdbd) is no
+        # answer yet, not a failure: the next poll asks again, until the deadline
         except subprocess.TimeoutExpired as slow:
             seen = f"no answer from {slow.cmd[0]} within {slow.timeout:g} s"
+        except RuntimeError as refused:  # what sacct_record raises for a failed sacct
+            seen = str(refused)
         else:
             if done(value):
                 return value
@@ -177,7 +179,7 @@ def jobs_working_under(root: Path) -> dict[str, str]:
     its tmp_path (submitit's jobs work where the test runs, but their scripts are in its
     folder)."""
     proc = _run(["squeue", "-h", "-o", "%A|%T|%Z|%o"])
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # raised, so that a poll asks again
         raise RuntimeError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
     inside = (str(root), str(root.resolve()))
     rows = [line.split("|") for line in proc.stdout.splitlines()]
@@ -192,7 +194,7 @@ def end_jobs_working_under(root: Path) -> list[str]:
     """Cancel every unfinished job working under `root` and wait until slurmctld holds none
     of them unfinished, so that the next test finds the node's CPUs free; returns the ids of
     those that had not been cancelled yet (a job being cancelled is COMPLETING)."""
-    left = jobs_working_under(root)
+    left = _poll(lambda: jobs_working_under(root), lambda _: True, CANCEL_TIMEOUT, "squeue")
     if left:
         _run(["scancel", *left])
         _poll(
