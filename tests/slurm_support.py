@@ -20,6 +20,9 @@ T = TypeVar("T")
 USABLE_NODE_STATES = frozenset({"idle", "mix", "alloc"})
 #: Upper bound for one call to a SLURM client (they retry internally when slurmctld is down).
 CLIENT_TIMEOUT = 10.0
+#: Upper bound for one call a test makes once (sbatch, scancel, scontrol), outside a poll that
+#: would ask again: a controller busy with another run's thousand-job array can take seconds.
+CALL_TIMEOUT = 60.0
 #: Pause between two polls while waiting on the cluster.
 POLL_INTERVAL = 0.2
 
