@@ -137,7 +137,7 @@ def take_snapshot(
         assert base is not None
         commit = base
     else:
-        from git_slurm import odb  # only a new commit needs it
+        from git_slurm import odb  # only a new commit needs it (and it loads pygit2)
 
         commit = _earlier_commit(checkout, base, capture.tree) or odb.create_commit(
             checkout.git,
