@@ -30,13 +30,14 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from git_slurm import config, gcbranches, submodules
 from git_slurm.age import format_age as _ago
-from git_slurm.diskusage import Usage, freeable, freed
+from git_slurm.diskusage import Scan, Usage, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git, read_git_file
 from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
@@ -226,12 +227,16 @@ def settle_all(report: GcReport, checkout: Checkout, due: list[Candidate], jobs:
     """Decide on (and unless dry_run remove) every due worktree, then prune the vanished."""
     # Measured before anything goes: snapshots hard-link the files they share, and a link
     # count read after a sibling's removal would make the shared data look like this one's.
-    usages = {c.id: measure(c) for c in due if not _live_jobs(c, jobs.statuses)}
+    scan = Scan()
+    usages = {c.id: measure(c, scan) for c in due if not _live_jobs(c, jobs.statuses)}
+    # a dry run removes nothing, so it need not look at each worktree under the lock, just
+    # before removing it: it looks at them all at once (git status is most of its time)
+    looked = look_ahead(due, jobs) if report.dry_run else {}
     for candidate in due:
-        usage = usages.get(candidate.id)
         outcome = settle(
-            checkout, candidate, jobs, force=report.force, dry_run=report.dry_run, usage=usage
-        )
+            checkout, candidate, jobs, force=report.force, dry_run=report.dry_run,
+            usage=usages.get(candidate.id), looked=looked.get(candidate.id),
+        )  # fmt: skip
         if outcome is not None:  # None: a concurrent gc removed it meanwhile
             report.worktrees.append(outcome)
     vanished = [w for w in report.worktrees if w.action == PRUNED]
@@ -443,8 +448,10 @@ def settle(
     force: bool,
     dry_run: bool,
     usage: Optional[Usage] = None,
+    looked: Optional[Looked] = None,
 ) -> Optional[WorktreeReport]:
-    """Remove one due worktree, or say why not; None when it is gone already."""
+    """Remove one due worktree, or say why not; None when it is gone already. `looked`: its
+    job-written files (or why they cannot be listed) as found already."""
     jobs = _live_jobs(candidate, survey.statuses, live_only=False)
     live = [job for job in jobs if job.live]
     if live:
@@ -457,12 +464,14 @@ def settle(
             return None
         if _changed(candidate):
             return kept(candidate, "in-use", "used again while gc ran", jobs=jobs)
-        usage = usage or measure(candidate)
+        usage = usage or measure(candidate, Scan())
         if candidate.moved_from is not None and not dry_run:
             checkout.git.run("worktree", "repair", str(candidate.worktree), check=False)
         if not os.path.lexists(candidate.worktree / ".git"):
             return _vanished(checkout, candidate, jobs, usage, dry_run)
-        return _remove_if_clean(checkout, candidate, jobs, usage, force=force, dry_run=dry_run)
+        return _remove_if_clean(
+            checkout, candidate, jobs, usage, force=force, dry_run=dry_run, looked=looked
+        )
 
 
 def _live_jobs(
@@ -485,11 +494,43 @@ def unrecorded_job_use(worktree: Path, survey: Survey) -> Optional[str]:
     return None
 
 
-def measure(candidate: Candidate) -> Usage:
+def measure(candidate: Candidate, scan: Scan) -> Usage:
     """The disk a worktree and its admin dir hold (the worktree may have vanished)."""
-    usage = freeable(candidate.worktree)
-    usage.merge(freeable(candidate.admin))
+    usage = scan.usage(candidate.worktree)
+    usage.merge(scan.usage(candidate.admin))
     return usage
+
+
+# job-written files, or why they could not be listed
+Looked = Union[list[str], GitSlurmError]
+LOOK_AHEAD_WORKERS = 2  # git statuses at once: each is a process, and git threads its lstats
+
+
+def look_ahead(due: Sequence[Candidate], survey: Survey) -> dict[str, Looked]:
+    """The job-written files of every due worktree that only they could keep, found by
+    several git processes at once (the threads wait on them; run_git's environment is per
+    call). A dry run's answer: a removal looks again under the lock, just before it."""
+    looking = [
+        c
+        for c in due
+        if c.record is not None
+        and not _live_jobs(c, survey.statuses)
+        and unrecorded_job_use(c.worktree, survey) is None
+        and os.path.lexists(c.worktree / ".git")
+    ]
+    pool = ThreadPoolExecutor(LOOK_AHEAD_WORKERS, thread_name_prefix="gc-status")
+    try:
+        found = dict(zip([c.id for c in looking], pool.map(_look, looking)))
+    finally:  # an interrupt: no queued git status starts any more
+        pool.shutdown(wait=True, cancel_futures=True)
+    return found
+
+
+def _look(candidate: Candidate) -> Looked:
+    try:
+        return job_written_files(candidate)
+    except GitSlurmError as exc:
+        return exc
 
 
 def _changed(candidate: Candidate) -> bool:
@@ -519,13 +560,15 @@ def _remove_if_clean(
     *,
     force: bool,
     dry_run: bool,
+    looked: Optional[Looked] = None,
 ) -> WorktreeReport:
-    try:
-        files = job_written_files(candidate) if candidate.record is not None else []
-    except GitSlurmError as exc:
+    if looked is None:
+        looked = _look(candidate) if candidate.record is not None else []
+    if isinstance(looked, GitSlurmError):
         if not force:
-            return kept(candidate, "failed", f"cannot inspect it: {exc}", jobs=jobs)
-        files = []
+            return kept(candidate, "failed", f"cannot inspect it: {looked}", jobs=jobs)
+        looked = []
+    files = looked
     if files and not force:
         report = kept(candidate, "job-files", f"holds {job_files_detail(files)}", jobs=jobs)
         return _with_files(report, files)
@@ -658,11 +701,32 @@ def regenerable(rel: str) -> bool:
 
 def gitlinks(git: Git) -> list[str]:
     """The submodule paths of a work tree's index (mode 160000)."""
+    if not index_may_hold_gitlinks(git.git_dir):
+        return []
     _, out, _ = git.run("ls-files", "--stage", "-z", check=False)
     if "160000 " not in out:  # the usual case, found in C: a big index has 100,000s of entries
         return []
     entries = (entry.split("\t", 1) for entry in out.split("\0") if "\t" in entry)
     return [path for meta, path in entries if meta.startswith("160000 ")]
+
+
+GITLINK_MODE = (0o160000).to_bytes(4, "big")  # as every index entry holds its mode
+
+
+def index_may_hold_gitlinks(git_dir: Path) -> bool:
+    """False when the index's own bytes prove it holds no submodule entry: each entry keeps
+    its mode as 4 raw bytes (index versions 2 to 4), so an index without the bytes of mode
+    160000 anywhere has none; a false alarm (a size of 57344, a hash) only costs `ls-files`.
+    Split indexes (entries in `sharedindex.*`) are not looked into."""
+    if any(git_dir.glob("sharedindex.*")):
+        return True
+    try:
+        data = (git_dir / "index").read_bytes()
+    except FileNotFoundError:
+        return False  # no index, no entries (`ls-files` would list none)
+    except OSError:
+        return True
+    return not data.startswith(b"DIRC") or GITLINK_MODE in data
 
 
 def files_below(directory: Path) -> list[str]:
