@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from subprocess import Popen
 from typing import Optional
 
 from plumbum import local
@@ -118,7 +119,9 @@ def run_git(
     (for its progress) and the stderr returned is empty.
     """
     environment = git_environment(env, user_environment=user_environment)
-    proc = subprocess.Popen(  # git is looked up on the PATH of `environment`
+    # Popen bound at import (as plumbum bound it): a test that fakes a failing spawn of the
+    # hook's refresh (subprocess.Popen) does not fail git too
+    proc = Popen(  # git is looked up on the PATH of `environment`
         ["git", *args],
         cwd=cwd or Path.cwd(),
         env=environment,

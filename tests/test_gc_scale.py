@@ -133,7 +133,7 @@ def test_a_worktree_git_cannot_inspect_is_kept_in_the_dry_run_too(repo: Repo) ->
 
 def reference_usage(root: Path) -> tuple[int, dict[tuple[int, int], int]]:
     """(own bytes, {inode: links here}) from an lstat of every name, as du walks."""
-    own, shared = 0, {}
+    own, shared = 0, dict[tuple[int, int], int]()
     for top, dirs, files in os.walk(root):
         for name in [*dirs, *files, ""] if top == str(root) else [*dirs, *files]:
             info = os.lstat(os.path.join(top, name)) if name else os.lstat(top)
