@@ -228,7 +228,14 @@ MANUAL = ManSource(
         "directory by its admin id, repaired with git worktree repair, and removed.",
         "Deciding and removing happen under the repository lock that git slurm-snapshot takes "
         "when it reuses a worktree, and a worktree whose record changed while gc ran is kept, "
-        "so neither a second gc nor a launch can interleave with a removal.",
+        "so neither a second gc nor a launch can interleave with a removal. A dry run, which "
+        "removes nothing, runs the git status of all due worktrees two at a time without the "
+        "lock.",
+        "gc's time follows the worktrees that are due, not all of them: one kept for its "
+        "record alone (age, hand-off, your lock) costs a few file reads; a due one costs a git "
+        "status and a read of its directories, in which a file that several snapshots share "
+        "through hard links is stat'ed once per run, not once per snapshot. The disk use "
+        "counted is still that of an lstat of every name, as du counts it.",
         "With --branches, local snapshot branches are deleted too when they were created more "
         "than AGE ago, still point at the snapshot commit, are checked out nowhere, and no "
         "kept worktree was launched from them. Branches pushed to a remote stay there unless "
