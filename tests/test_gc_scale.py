@@ -166,7 +166,7 @@ def test_a_scan_counts_what_an_lstat_of_every_name_counts(tmp_path: Path) -> Non
 
     scan = Scan()
     usages = [scan.usage(tree) for tree in trees]
-    for tree, usage in zip(trees, usages):
+    for tree, usage in zip(trees, usages, strict=True):
         own, shared = reference_usage(tree)
         assert usage.bytes == own
         assert usage.shared_files == len(shared)
