@@ -219,3 +219,20 @@ def test_git_calls_from_threads_each_get_their_own_environment(repo: Repo) -> No
     # another was inside restored the other's environment on leaving)
     assert "GIT_CONFIG_COUNT" not in local.env
     assert run_git(["config", "--get", "x.n"], cwd=repo.path, check=False)[0] == 1
+
+
+def test_freed_follows_the_links_left_after_a_source_went(repo: Repo) -> None:
+    """A snapshot hard-linked from one that gc removed since holds the shared data alone now:
+    link counts are read when gc runs, so its removal frees it, exactly."""
+    repo.write("big.bin", "x" * (1 << 20))
+    repo.commit("a big file")
+    first, second = snapshot(repo), snapshot(repo)
+    assert (first / "big.bin").stat().st_ino == (second / "big.bin").stat().st_ino
+    age(first, 30 * 24 * HOUR)
+    report = gc(repo)
+    assert outcomes(report)[str(first)][:2] == ("removed", "unused")
+    assert report["freed_bytes"] < 1 << 20 and report["freed_is_lower_bound"] is True
+    age(second, 30 * 24 * HOUR)
+    report = gc(repo)
+    assert outcomes(report)[str(second)][:2] == ("removed", "unused")
+    assert report["freed_bytes"] >= 1 << 20 and report["freed_is_lower_bound"] is False
