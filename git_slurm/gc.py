@@ -22,6 +22,13 @@ copy (`git-slurm-index.*`) and a record being replaced, once older than `TEMP_FI
 Rules 1-2 are read without a lock and the jobs asked for in one batch; rule 4 and the removal
 run under `repository_lock`, after checking that the record did not change meanwhile, so a
 snapshot reusing the worktree (which bumps `last_used` under the same lock) never interleaves.
+A dry run removes nothing: it reads rule 4 of all due worktrees at once, by several git
+processes side by side.
+
+What it costs follows the worktrees that are due, not all of them: one kept for its record
+alone (age, hand-off, lock) costs a few file reads; a due one a `git status` and a read of
+its directories, each inode stat'ed once per run however many snapshots hard-link it
+(`diskusage.Scan`). benchmarks/gc_bench.py measures it.
 """
 
 from __future__ import annotations
@@ -30,16 +37,17 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from git_slurm import config, gcbranches, submodules
 from git_slurm.age import format_age as _ago
-from git_slurm.diskusage import Usage, freeable, freed
+from git_slurm.diskusage import Scan, Usage, freed
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git, read_git_file
-from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs, workdirs_in
+from git_slurm.jobstate import JobStatus, Survey, local_state, survey_jobs
 from git_slurm.records import (
     HANDOFF_GRACE,
     MAKING_GRACE,
@@ -51,14 +59,12 @@ from git_slurm.records import (
     Launch,
     SnapshotRecord,
     admin_dir_of,
-    lock_text,
-    making_branch_and_host,
     read_record,
     repository_lock,
     tree_lock_is_free,
-    user_lock,
 )
 from git_slurm.repo import Checkout
+from git_slurm.snapshotworktrees import SnapshotWorktree, find_all, making_of
 from git_slurm.worktrees import DEFAULT_DIR_NAME, prune_only
 
 JOB_QUERY_TIMEOUT = 10.0
@@ -99,14 +105,26 @@ class WorktreeReport:
     usage: Usage = field(default_factory=Usage, repr=False, compare=False)  # not in JSON
 
 
+@dataclass(frozen=True)
+class GcOptions:
+    """What one `git slurm-gc` run is asked to do."""
+
+    older_than: float  # seconds: worktrees unused for longer than this go
+    now: float  # the time ages are measured from
+    force: bool = False  # also remove worktrees that hold job-written files
+    dry_run: bool = False  # report, remove nothing
+    branches: bool = False  # also delete the snapshot branches older than `older_than`
+    remote: Optional[str] = None  # with `branches`: on this remote too
+
+    def to_json(self) -> dict[str, Any]:
+        """What a report says it was asked (its JSON's `branches` is the branches' report)."""
+        return {key: getattr(self, key) for key in ("dry_run", "force", "older_than", "now")}
+
+
 @dataclass
 class GcReport:
     """Everything one `git slurm-gc` run did (or, with dry_run, would do)."""
 
-    dry_run: bool
-    force: bool
-    older_than: float
-    now: float
     worktrees: list[WorktreeReport] = field(default_factory=list)
     branches: list[gcbranches.BranchReport] = field(default_factory=list)
     # leftovers of killed snapshots in git dirs (index copies, records being replaced)
@@ -122,10 +140,10 @@ class GcReport:
         a file shared by removed snapshots counts once, when its last link went."""
         return freed(w.usage for w in self.worktrees if w.action != KEPT)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, options: GcOptions) -> dict[str, Any]:
         # asdict deep-copies: each worktree's Usage (an entry per hard-linked file, tens of
         # thousands in a big repository) goes before it, not after
-        data = asdict(replace(self, worktrees=[]))
+        data = {**options.to_json(), **asdict(replace(self, worktrees=[]))}
         data["worktrees"] = [_public(w) for w in self.worktrees]
         freed_bytes, still_linked = self.freed()
         data.update(
@@ -145,64 +163,31 @@ def _public(worktree: WorktreeReport) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A worktree git-slurm made, as found before taking the lock."""
-
-    admin: Path
-    worktree: Path
-    record: Optional[SnapshotRecord]  # None: locked as being made, no record (yet)
-    # without a record: (branch, host) its "being made" lock reason names, read when found
-    # (a report after its removal still names the branch)
-    making: Optional[tuple[str, Optional[str]]] = None
-    # where git's links say it is, when it was found elsewhere (the repository was moved);
-    # `git worktree repair` makes git find it again before it is removed
-    moved_from: Optional[Path] = None
-
-    @property
-    def id(self) -> str:
-        return self.admin.name
-
-    @property
-    def branches(self) -> list[str]:
-        if self.record is not None:
-            return self.record.branches
-        return [self.making[0]] if self.making else []
-
-
-def collect(
-    checkout: Checkout,
-    *,
-    older_than: float,
-    now: float,
-    force: bool,
-    dry_run: bool,
-    branches: bool,
-    remote: Optional[str],
-) -> GcReport:
+def collect(checkout: Checkout, options: GcOptions) -> GcReport:
     """Remove (or with `dry_run` only report) the snapshot worktrees nothing needs any more."""
     started = time.monotonic()
-    if older_than < 0:
+    if options.older_than < 0:
         raise UsageError("the age must not be negative")
-    if remote is not None:
-        gcbranches.check_remote(checkout.git, remote, branches)
-    report = GcReport(dry_run=dry_run, force=force, older_than=older_than, now=now)
+    if options.remote is not None:
+        gcbranches.check_remote(checkout.git, options.remote, options.branches)
+    report = GcReport()
     search = [
         checkout.common_dir / DEFAULT_DIR_NAME,
         config.SlurmConfig(checkout.git).worktree_dir(checkout),
     ]
-    candidates = find_candidates(checkout.common_dir, search)
-    due = survey(report, candidates, checkout)
+    candidates = find_all(checkout.common_dir, search)
+    due = survey(report, candidates, checkout, options)
     # nothing due: SLURM is not asked at all
     jobs = survey_jobs(_jobs_of(due), JOB_QUERY_TIMEOUT) if due else Survey(statuses={})
-    settle_all(report, checkout, due, jobs)
-    report.temp_files = sweep_temp_files(checkout.common_dir, now, dry_run)
-    if branches:
+    settle_all(report, checkout, due, jobs, options)
+    report.temp_files = sweep_temp_files(checkout.common_dir, options.now, options.dry_run)
+    if options.branches:
         known = [c.record for c in candidates if c.record is not None]
         gone = {w.id for w in report.worktrees if w.action != KEPT}
         report.branches = gcbranches.collect_branches(
-            checkout, known, gone, older_than=older_than, now=now, dry_run=dry_run, remote=remote
-        )
+            checkout, known, gone, older_than=options.older_than, now=options.now,
+            dry_run=options.dry_run, remote=options.remote,
+        )  # fmt: skip
     report.warnings.extend(w.detail for w in report.worktrees if w.reason == "failed")
     report.warnings.extend(b.warning for b in report.branches if b.warning)
     report.worktrees.sort(key=lambda w: w.path)
@@ -210,11 +195,13 @@ def collect(
     return report
 
 
-def survey(report: GcReport, candidates: list[Candidate], checkout: Checkout) -> list[Candidate]:
+def survey(
+    report: GcReport, candidates: list[SnapshotWorktree], checkout: Checkout, options: GcOptions
+) -> list[SnapshotWorktree]:
     """Report those kept for their age or use alone; return the others, due for a closer look."""
     due = []
     for candidate in candidates:
-        kept = precheck(candidate, checkout, report.older_than, report.now)
+        kept = precheck(candidate, checkout, options.older_than, options.now)
         if kept is not None:
             report.worktrees.append(kept)
         else:
@@ -222,87 +209,38 @@ def survey(report: GcReport, candidates: list[Candidate], checkout: Checkout) ->
     return due
 
 
-def settle_all(report: GcReport, checkout: Checkout, due: list[Candidate], jobs: Survey) -> None:
+def settle_all(
+    report: GcReport,
+    checkout: Checkout,
+    due: list[SnapshotWorktree],
+    jobs: Survey,
+    options: GcOptions,
+) -> None:
     """Decide on (and unless dry_run remove) every due worktree, then prune the vanished."""
     # Measured before anything goes: snapshots hard-link the files they share, and a link
     # count read after a sibling's removal would make the shared data look like this one's.
-    usages = {c.id: measure(c) for c in due if not _live_jobs(c, jobs.statuses)}
+    # A dry run removes nothing, so it need not look at each worktree under the lock, just
+    # before removing it: git statuses of them all run meanwhile (most of its time).
+    with LookAhead(due if options.dry_run else [], jobs) as ahead:
+        scan = Scan()
+        usages = {c.id: measure(c, scan) for c in due if not _live_jobs(c, jobs.statuses)}
+        looked = ahead.results()
     for candidate in due:
-        usage = usages.get(candidate.id)
         outcome = settle(
-            checkout, candidate, jobs, force=report.force, dry_run=report.dry_run, usage=usage
-        )
+            checkout, candidate, jobs, force=options.force, dry_run=options.dry_run,
+            usage=usages.get(candidate.id), looked=looked.get(candidate.id),
+        )  # fmt: skip
         if outcome is not None:  # None: a concurrent gc removed it meanwhile
             report.worktrees.append(outcome)
     vanished = [w for w in report.worktrees if w.action == PRUNED]
-    if vanished and not report.dry_run:
+    if vanished and not options.dry_run:
         report.warnings.extend(prune_vanished(checkout, vanished))
 
 
 # ---- finding our worktrees ---------------------------------------------------------------
 
 
-def find_candidates(common_dir: Path, search: Sequence[Path] = ()) -> list[Candidate]:
-    """Every worktree git-slurm made in this repository: by record, never by name. One whose
-    directory is not where git last saw it is looked for in `search` (the worktree dirs): a
-    repository moved with its snapshots inside leaves git's links pointing at the old place."""
-    found = []
-    for admin in sorted((common_dir / "worktrees").glob("*")):
-        record = read_record(admin)
-        making = None if record is not None else making_of(admin)
-        if record is None and making is None:
-            continue
-        worktree = worktree_of(admin) or (Path(record.worktree) if record else None)
-        if worktree is None:
-            continue
-        moved = None
-        if not os.path.lexists(worktree / ".git"):
-            moved = relocated(admin, worktree.name, search)
-        found.append(
-            Candidate(admin, moved or worktree, record, making, moved_from=moved and worktree)
-        )
-    return found
-
-
-def worktree_dirs(checkout: Checkout) -> list[Path]:
-    """Where snapshot worktrees are made: the default dir, and `slurm.worktreeDir`."""
-    configured = config.SlurmConfig(checkout.git).worktree_dir(checkout)
-    return [checkout.common_dir / DEFAULT_DIR_NAME, configured]
-
-
-def relocated(admin: Path, name: str, search: Sequence[Path]) -> Optional[Path]:
-    """The directory `name` in one of `search` whose `.git` file names admin dir `admin`
-    (by its id: the path it names is the old one)."""
-    for directory in dict.fromkeys(search):
-        path = directory / name
-        try:
-            text = read_git_file(path / ".git").strip()
-        except OSError:
-            continue
-        if text.startswith("gitdir: ") and PurePosixPath(text[8:]).parts[-2:] == (
-            "worktrees",
-            admin.name,
-        ):
-            return path
-    return None
-
-
-def worktree_of(admin: Path) -> Optional[Path]:
-    """Where git itself believes the worktree is (`gitdir` names its `.git` file)."""
-    try:
-        text = read_git_file(admin / "gitdir").strip()
-    except OSError:
-        return None
-    return Path(text).parent if text else None
-
-
-def making_of(admin: Path) -> Optional[tuple[str, Optional[str]]]:
-    """(branch, host) when locked by `worktrees.add_worktree` and never given a record: being
-    made, or crashed, by us."""
-    return making_branch_and_host(lock_text(admin) or "")
-
-
-def maker_alive(candidate: Candidate, checkout: Checkout) -> Optional[bool]:
+def maker_alive(candidate: SnapshotWorktree, checkout: Checkout) -> Optional[bool]:
     """Is a process still making this half-made snapshot? None: cannot tell.
 
     Its maker holds the `tree_lock` of the snapshot's tree from before `git worktree add`
@@ -329,33 +267,21 @@ def head_tree(git: Git, admin: Path) -> Optional[str]:
     return out.strip() if rc == 0 else None
 
 
-def last_activity(candidate: Candidate) -> float:
-    """When a half-made snapshot last changed: its admin dir, its files, the worktree's top."""
-    paths = [candidate.admin, *candidate.admin.iterdir(), candidate.worktree]
-    times = []
-    for path in paths:
-        try:
-            times.append(path.lstat().st_mtime)
-        except OSError:
-            continue
-    return max(times, default=0.0)
-
-
 # ---- the checks before the lock ----------------------------------------------------------
 
 
 def precheck(
-    candidate: Candidate, checkout: Checkout, older_than: float, now: float
+    candidate: SnapshotWorktree, checkout: Checkout, older_than: float, now: float
 ) -> Optional[WorktreeReport]:
     """The report of a worktree that is kept for its age or use alone; None when it is due."""
-    if _same_path(candidate.worktree, checkout.toplevel):
+    if _same_path(candidate.path, checkout.toplevel):
         return kept(candidate, "current", "gc runs inside this worktree")
     if candidate.record is None:
         alive = maker_alive(candidate, checkout)
         if alive is None:
             return _precheck_half_made(candidate, older_than, now)
         return kept(candidate, "in-use", "a snapshot is being made") if alive else None
-    foreign = user_lock(candidate.admin)
+    foreign = candidate.user_lock()
     if foreign is not None:
         return kept(candidate, "locked", f"locked by someone else: {foreign}")
     record = candidate.record
@@ -371,10 +297,10 @@ def precheck(
 
 
 def _precheck_half_made(
-    candidate: Candidate, older_than: float, now: float
+    candidate: SnapshotWorktree, older_than: float, now: float
 ) -> Optional[WorktreeReport]:
     try:
-        idle = now - last_activity(candidate)
+        idle = now - candidate.last_activity()
     except OSError:
         return None  # the admin dir vanished: settle() finds out under the lock
     if idle <= MAKING_GRACE:
@@ -428,7 +354,7 @@ def _recorded(record: SnapshotRecord, launch: Launch) -> bool:
     )
 
 
-def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:
+def _jobs_of(candidates: Sequence[SnapshotWorktree]) -> list[JobRef]:
     return [job for c in candidates if c.record for job in c.record.jobs]
 
 
@@ -437,19 +363,21 @@ def _jobs_of(candidates: Sequence[Candidate]) -> list[JobRef]:
 
 def settle(
     checkout: Checkout,
-    candidate: Candidate,
+    candidate: SnapshotWorktree,
     survey: Survey,
     *,
     force: bool,
     dry_run: bool,
     usage: Optional[Usage] = None,
+    looked: Optional[Looked] = None,
 ) -> Optional[WorktreeReport]:
-    """Remove one due worktree, or say why not; None when it is gone already."""
+    """Remove one due worktree, or say why not; None when it is gone already. `looked`: its
+    job-written files (or why they cannot be listed) as found already."""
     jobs = _live_jobs(candidate, survey.statuses, live_only=False)
     live = [job for job in jobs if job.live]
     if live:
         return kept(candidate, "live-job", _live_detail(live), jobs=jobs)
-    working = unrecorded_job_use(candidate.worktree, survey)
+    working = unrecorded_job_use(candidate.path, survey)
     if working is not None:
         return kept(candidate, "live-job", working, jobs=jobs)
     with repository_lock(checkout.common_dir):
@@ -457,16 +385,18 @@ def settle(
             return None
         if _changed(candidate):
             return kept(candidate, "in-use", "used again while gc ran", jobs=jobs)
-        usage = usage or measure(candidate)
+        usage = usage or measure(candidate, Scan())
         if candidate.moved_from is not None and not dry_run:
-            checkout.git.run("worktree", "repair", str(candidate.worktree), check=False)
-        if not os.path.lexists(candidate.worktree / ".git"):
+            checkout.git.run("worktree", "repair", str(candidate.path), check=False)
+        if not os.path.lexists(candidate.path / ".git"):
             return _vanished(checkout, candidate, jobs, usage, dry_run)
-        return _remove_if_clean(checkout, candidate, jobs, usage, force=force, dry_run=dry_run)
+        return _remove_if_clean(
+            checkout, candidate, jobs, usage, force=force, dry_run=dry_run, looked=looked
+        )
 
 
 def _live_jobs(
-    candidate: Candidate, statuses: dict[JobKey, JobStatus], live_only: bool = True
+    candidate: SnapshotWorktree, statuses: dict[JobKey, JobStatus], live_only: bool = True
 ) -> list[JobReport]:
     """The candidate's jobs with their states (only the live ones, unless told otherwise)."""
     return [job for job in _job_reports(candidate, statuses) if job.live or not live_only]
@@ -478,21 +408,62 @@ def unrecorded_job_use(worktree: Path, survey: Survey) -> Optional[str]:
     recording), or the user's jobs could not be listed."""
     if survey.unlisted is not None:
         return f"cannot list your SLURM jobs, one may work in it: {survey.unlisted}"
-    inside = workdirs_in(survey.live_workdirs, worktree)
+    inside = survey.live_workdirs_in(worktree)
     if inside:
         more = f" (+{len(inside) - 1} more)" if len(inside) > 1 else ""
         return f"a live SLURM job works in it: {inside[0]}{more}"
     return None
 
 
-def measure(candidate: Candidate) -> Usage:
+def measure(candidate: SnapshotWorktree, scan: Scan) -> Usage:
     """The disk a worktree and its admin dir hold (the worktree may have vanished)."""
-    usage = freeable(candidate.worktree)
-    usage.merge(freeable(candidate.admin))
+    usage = scan.usage(candidate.path)
+    usage.merge(scan.usage(candidate.admin))
     return usage
 
 
-def _changed(candidate: Candidate) -> bool:
+# job-written files, or why they could not be listed
+Looked = Union[list[str], GitSlurmError]
+LOOK_AHEAD_WORKERS = 2  # git statuses at once: each is a process, and git threads its lstats
+
+
+class LookAhead:
+    """The job-written files of every due worktree that only they could keep, listed by
+    several git processes at once while the caller goes on (the threads only wait on git;
+    run_git's environment is per call). A dry run's answer: a removal looks again, under
+    the lock, just before it removes."""
+
+    def __init__(self, due: Sequence[SnapshotWorktree], survey: Survey) -> None:
+        self.looking = [
+            c
+            for c in due
+            if c.record is not None
+            and not _live_jobs(c, survey.statuses)
+            and unrecorded_job_use(c.path, survey) is None
+            and os.path.lexists(c.path / ".git")
+        ]
+        self.pool = ThreadPoolExecutor(LOOK_AHEAD_WORKERS, thread_name_prefix="gc-status")
+        self.pending = {c.id: self.pool.submit(_look, c) for c in self.looking}
+
+    def results(self) -> dict[str, Looked]:
+        return {key: future.result() for key, future in self.pending.items()}
+
+    def __enter__(self) -> LookAhead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # an interrupt: no queued git status starts any more, the running ones end
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _look(candidate: SnapshotWorktree) -> Looked:
+    try:
+        return job_written_files(candidate)
+    except GitSlurmError as exc:
+        return exc
+
+
+def _changed(candidate: SnapshotWorktree) -> bool:
     """Did a snapshot or launch touch the record since gc read it?"""
     now_record = read_record(candidate.admin)
     if candidate.record is None:
@@ -501,11 +472,15 @@ def _changed(candidate: Candidate) -> bool:
 
 
 def _vanished(
-    checkout: Checkout, candidate: Candidate, jobs: list[JobReport], usage: Usage, dry_run: bool
+    checkout: Checkout,
+    candidate: SnapshotWorktree,
+    jobs: list[JobReport],
+    usage: Usage,
+    dry_run: bool,
 ) -> WorktreeReport:
     """The directory is gone (a scratch purge): only the admin dir is left to prune."""
     if not dry_run:  # git worktree prune skips locked worktrees
-        checkout.git.run("worktree", "unlock", str(candidate.worktree), check=False)
+        checkout.git.run("worktree", "unlock", str(candidate.path), check=False)
     return _outcome(
         candidate, PRUNED, "vanished", "directory gone; admin record pruned", jobs, usage
     )
@@ -513,19 +488,21 @@ def _vanished(
 
 def _remove_if_clean(
     checkout: Checkout,
-    candidate: Candidate,
+    candidate: SnapshotWorktree,
     jobs: list[JobReport],
     usage: Usage,
     *,
     force: bool,
     dry_run: bool,
+    looked: Optional[Looked] = None,
 ) -> WorktreeReport:
-    try:
-        files = job_written_files(candidate) if candidate.record is not None else []
-    except GitSlurmError as exc:
+    if looked is None:
+        looked = _look(candidate) if candidate.record is not None else []
+    if isinstance(looked, GitSlurmError):
         if not force:
-            return kept(candidate, "failed", f"cannot inspect it: {exc}", jobs=jobs)
-        files = []
+            return kept(candidate, "failed", f"cannot inspect it: {looked}", jobs=jobs)
+        looked = []
+    files = looked
     if files and not force:
         report = kept(candidate, "job-files", f"holds {job_files_detail(files)}", jobs=jobs)
         return _with_files(report, files)
@@ -541,15 +518,15 @@ def _remove_if_clean(
     return _with_files(_outcome(candidate, REMOVED, "unused", detail, jobs, usage), files)
 
 
-def remove_worktree(git: Git, candidate: Candidate) -> Optional[str]:
+def remove_worktree(git: Git, candidate: SnapshotWorktree) -> Optional[str]:
     """`git worktree unlock` + `git worktree remove`: links go as links, nothing behind them
     is followed. On failure the lock is put back, so the worktree stays protected."""
-    reason = lock_text(candidate.admin)
-    path = str(candidate.worktree)
+    reason = candidate.lock_reason()
+    path = str(candidate.path)
     record = candidate.record
-    nested = submodules.found_in(candidate.worktree) if record is None else record.submodules
+    nested = submodules.found_in(candidate.path) if record is None else record.submodules
     if nested:  # each through its own clone's `git worktree remove`: it lists them no more
-        submodules.remove(candidate.worktree, nested)
+        submodules.remove(candidate.path, nested)
     git.run("worktree", "unlock", path, check=False)
     rc, _, err = git.run("worktree", "remove", "--force", path, check=False)
     if rc == 0:
@@ -603,7 +580,7 @@ def sweep_temp_files(common_dir: Path, now: float, dry_run: bool) -> list[str]:
 # ---- what jobs wrote ---------------------------------------------------------------------
 
 
-def job_written_files(candidate: Candidate) -> list[str]:
+def job_written_files(candidate: SnapshotWorktree) -> list[str]:
     """Paths in the worktree that are not the snapshot's, not its links, and not caches.
 
     `git status` against the snapshot commit lists them: untracked and ignored files (a job's
@@ -617,11 +594,11 @@ def job_written_files(candidate: Candidate) -> list[str]:
     """
     links = set(candidate.record.links) if candidate.record else None
     nested_worktrees = (candidate.record.submodules if candidate.record else None) or []
-    trees = [("", candidate.worktree, candidate.admin, links)]
+    trees = [("", candidate.path, candidate.admin, links)]
     for rel in nested_worktrees:
-        admin = admin_dir_of(candidate.worktree / rel)
+        admin = admin_dir_of(candidate.path / rel)
         if admin is not None:
-            trees.append((f"{rel}/", candidate.worktree / rel, admin, set()))
+            trees.append((f"{rel}/", candidate.path / rel, admin, set()))
     found = []
     for prefix, root, admin, tree_links in trees:
         git = Git(admin, root)
@@ -658,11 +635,32 @@ def regenerable(rel: str) -> bool:
 
 def gitlinks(git: Git) -> list[str]:
     """The submodule paths of a work tree's index (mode 160000)."""
+    if not index_may_hold_gitlinks(git.git_dir):
+        return []
     _, out, _ = git.run("ls-files", "--stage", "-z", check=False)
     if "160000 " not in out:  # the usual case, found in C: a big index has 100,000s of entries
         return []
     entries = (entry.split("\t", 1) for entry in out.split("\0") if "\t" in entry)
     return [path for meta, path in entries if meta.startswith("160000 ")]
+
+
+GITLINK_MODE = (0o160000).to_bytes(4, "big")  # as every index entry holds its mode
+
+
+def index_may_hold_gitlinks(git_dir: Path) -> bool:
+    """False when the index's own bytes prove it holds no submodule entry: each entry keeps
+    its mode as 4 raw bytes (index versions 2 to 4), so an index without the bytes of mode
+    160000 anywhere has none; a false alarm (a size of 57344, a hash) only costs `ls-files`.
+    Split indexes (entries in `sharedindex.*`) are not looked into."""
+    if any(git_dir.glob("sharedindex.*")):
+        return True
+    try:
+        data = (git_dir / "index").read_bytes()
+    except FileNotFoundError:
+        return False  # no index, no entries (`ls-files` would list none)
+    except OSError:
+        return True
+    return not data.startswith(b"DIRC") or GITLINK_MODE in data
 
 
 def files_below(directory: Path) -> list[str]:
@@ -742,7 +740,7 @@ def job_files_detail(files: Sequence[str]) -> str:
 
 
 def kept(
-    candidate: Candidate, reason: str, detail: str, jobs: Iterable[JobReport] = ()
+    candidate: SnapshotWorktree, reason: str, detail: str, jobs: Iterable[JobReport] = ()
 ) -> WorktreeReport:
     """A worktree that stays; without `jobs` (kept before SLURM was asked) its recorded jobs
     are listed as NOT_ASKED."""
@@ -751,7 +749,7 @@ def kept(
 
 
 def _outcome(
-    candidate: Candidate,
+    candidate: SnapshotWorktree,
     action: str,
     reason: str,
     detail: str,
@@ -759,7 +757,7 @@ def _outcome(
     usage: Usage,
 ) -> WorktreeReport:
     return WorktreeReport(
-        path=str(candidate.worktree),
+        path=str(candidate.path),
         id=candidate.id,
         branches=candidate.branches,
         last_used=candidate.record.last_used if candidate.record else None,
@@ -779,7 +777,7 @@ def _with_files(report: WorktreeReport, files: list[str]) -> WorktreeReport:
     return report
 
 
-def _job_reports(candidate: Candidate, statuses: dict[JobKey, JobStatus]) -> list[JobReport]:
+def _job_reports(candidate: SnapshotWorktree, statuses: dict[JobKey, JobStatus]) -> list[JobReport]:
     jobs = candidate.record.jobs if candidate.record else []
     return [_job_report(job, statuses) for job in jobs]
 

@@ -19,8 +19,9 @@ from git_slurm.branches import SNAPSHOT_REFLOG_MARK, stamp_time
 from git_slurm.errors import GitSlurmError, UsageError, last_line
 from git_slurm.gitcli import Git
 from git_slurm.push import PUSH_TIMEOUT, redact
-from git_slurm.records import MAKING_GRACE, SnapshotRecord, snapshot_worktrees
+from git_slurm.records import MAKING_GRACE, SnapshotRecord
 from git_slurm.repo import Checkout
+from git_slurm.snapshotworktrees import recorded
 
 # The reflog message of a snapshot branch's creation (snapshot.take_snapshot).
 DELETED, KEPT = "deleted", "kept"
@@ -153,9 +154,9 @@ def branches_in_use(checkout: Checkout, removed_ids: set[str]) -> set[str]:
     """Branches of the snapshot worktrees that stay (read now: a launch may have added one)."""
     return {
         branch
-        for admin, record in snapshot_worktrees(checkout.common_dir)
-        if admin.name not in removed_ids
-        for branch in record.branches
+        for worktree in recorded(checkout.common_dir)
+        if worktree.id not in removed_ids
+        for branch in worktree.branches
     }
 
 

@@ -11,10 +11,10 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from subprocess import Popen
+from typing import Optional
 
 from plumbum import local
 
@@ -83,14 +83,20 @@ class GitFailed(GitSlurmError):
         self.stderr = stderr
 
 
-@contextmanager
-def clean_environment(extra: Optional[Mapping[str, str]] = None) -> Iterator[None]:
-    """The process environment minus repository-local git variables, plus `extra`."""
-    with local.env():
-        for name in REPO_LOCAL_VARS:
-            local.env.pop(name, "")
-        local.env.update(**NEVER_DOWNLOAD, **dict(extra or {}))
-        yield
+def git_environment(
+    extra: Optional[Mapping[str, str]] = None, *, user_environment: bool = False
+) -> dict[str, str]:
+    """The environment of one git call: the process's (plumbum's `local.env`, which a test
+    may have changed) minus repository-local git variables, plus `extra`. Built per call and
+    handed to the child, never set in this process: gc runs git from several threads."""
+    env = local.env.getdict()
+    if user_environment:
+        return env
+    for name in REPO_LOCAL_VARS:
+        env.pop(name, None)
+    env.update(NEVER_DOWNLOAD)
+    env.update(extra or {})
+    return env
 
 
 def run_git(
@@ -112,15 +118,20 @@ def run_git(
     error names the command (default: all of `args`). With `terminal`, git's stderr is ours
     (for its progress) and the stderr returned is empty.
     """
-    command: Any = local["git"][args]
-    with local.env() if user_environment else clean_environment(env):
-        proc = command.popen(
-            cwd=cwd or Path.cwd(),
-            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-            stderr=None if terminal else subprocess.PIPE,
-            **PATH_ENCODING,
-            **OWN_GROUP,  # kill_tree ends git with everything it started
-        )
+    environment = git_environment(env, user_environment=user_environment)
+    # Popen bound at import (as plumbum bound it): a test that fakes a failing spawn of the
+    # hook's refresh (subprocess.Popen) does not fail git too
+    proc = Popen(  # git is looked up on the PATH of `environment`
+        ["git", *args],
+        cwd=cwd or Path.cwd(),
+        env=environment,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None if terminal else subprocess.PIPE,
+        encoding=PATH_ENCODING["encoding"],
+        errors=PATH_ENCODING["errors"],
+        **OWN_GROUP,  # kill_tree ends git with everything it started
+    )
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -141,6 +141,13 @@ class Survey:
     # why those could not be listed (then any worktree may be some job's working directory);
     # None when they were, or when this host has no SLURM client at all
     unlisted: Optional[str] = None
+    _workdirs: Optional[Workdirs] = field(default=None, init=False, repr=False, compare=False)
+
+    def live_workdirs_in(self, worktree: Path) -> list[str]:
+        """Those of `live_workdirs` that are `worktree` or lie below it."""
+        if self._workdirs is None:
+            self._workdirs = Workdirs(self.live_workdirs)
+        return self._workdirs.inside(worktree)
 
 
 def survey_jobs(
@@ -177,18 +184,26 @@ def survey_jobs(
     return found
 
 
+class Workdirs:
+    """Working directories of jobs, each as written and resolved: resolved once, for all the
+    worktrees asked about (a resolve is an lstat per path component)."""
+
+    def __init__(self, workdirs: Iterable[str]) -> None:
+        self.spelled = [(w, {Path(w), _resolved(Path(w))}) for w in workdirs]
+
+    def inside(self, worktree: Path) -> list[str]:
+        """Those that are `worktree` or lie below it, as written or resolved."""
+        spellings = {worktree, _resolved(worktree)}
+        return [
+            workdir
+            for workdir, paths in self.spelled
+            if any(p == d or d in p.parents for p in paths for d in spellings)
+        ]
+
+
 def workdirs_in(workdirs: Iterable[str], worktree: Path) -> list[str]:
     """Those of `workdirs` that are `worktree` or lie below it, as written or resolved."""
-    spellings = {worktree, _resolved(worktree)}
-    return [
-        workdir
-        for workdir in workdirs
-        if any(
-            p == d or d in p.parents
-            for p in {Path(workdir), _resolved(Path(workdir))}
-            for d in spellings
-        )
-    ]
+    return Workdirs(workdirs).inside(worktree)
 
 
 def _resolved(path: Path) -> Path:

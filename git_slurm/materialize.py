@@ -39,9 +39,9 @@ from git_slurm.records import (
     admin_dir_of,
     read_record,
     repository_lock,
-    snapshot_worktrees,
     write_record,
 )
+from git_slurm.snapshotworktrees import recorded
 from git_slurm.worktrees import NO_ASSUMED, STREAMING, add_worktree, remove_worktree
 
 # Hard links share an inode, so each link (and chmod) moves the ctime of every snapshot's copy
@@ -144,9 +144,10 @@ def link_sources(common_dir: Path, path: Path, base: Optional[Oid]) -> list[Sour
     same base (their trees differ least), then the most recently used."""
     device = next(p.stat().st_dev for p in path.parents if p.exists())
     ranked = []
-    for admin, record in snapshot_worktrees(common_dir):
-        source = _source(admin, record, device)
-        if source is not None:
+    for found in recorded(common_dir):
+        record = found.record
+        source = None if record is None else _source(found.admin, record, device)
+        if record is not None and source is not None:
             ranked.append((record.base == base, record.last_used, source))
     ranked.sort(key=lambda item: item[:2], reverse=True)
     return [source for _, _, source in ranked]

@@ -171,12 +171,20 @@ def read_record(admin_dir: Path) -> Optional[SnapshotRecord]:
 def write_record(admin_dir: Path, record: SnapshotRecord) -> None:
     """Replace the record atomically, so a reader never sees half of it; renew our lock
     reason, never one the user gave (`user_lock`)."""
-    tmp = admin_dir / f"{RECORD_NAME}.{os.getpid()}.tmp"
-    # one line: json's C encoder (indent= takes the pure-Python one, ~10x slower)
-    tmp.write_text(json.dumps(record.to_json()) + "\n", encoding="utf-8")
-    tmp.replace(admin_dir / RECORD_NAME)
+    replace_json(admin_dir / RECORD_NAME, record.to_json(), indent=None)
     if user_lock(admin_dir) is None:
         write_git_file(admin_dir / "locked", lock_reason(record))
+
+
+def replace_json(path: Path, data: dict[str, Any], *, indent: Optional[int]) -> None:
+    """Replace `path` by `data` as JSON atomically: a reader (a hook, a gc) sees the old or
+    the new, never half. Written beside it as `<name>.<pid>.tmp` first, which is the name
+    `git slurm-gc` sweeps when a killed writer left one behind. `indent=None` writes one line
+    with json's C encoder (an indent takes the pure-Python one, ~10x slower): for records,
+    which grow with every launch."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def lock_text(admin_dir: Path) -> Optional[str]:
@@ -290,13 +298,11 @@ def creation_lock(common_dir: Path) -> contextlib.AbstractContextManager[None]:
 
 
 def snapshot_worktrees(common_dir: Path) -> list[tuple[Path, SnapshotRecord]]:
-    """(admin dir, record) of every worktree git-slurm made in this repository."""
-    found = []
-    for admin in sorted((common_dir / "worktrees").glob("*")):
-        record = read_record(admin)
-        if record is not None:
-            found.append((admin, record))
-    return found
+    """(admin dir, record) of every recorded snapshot worktree: `snapshotworktrees.recorded`
+    as pairs, for the callers that hold a record under `repository_lock` and rewrite it."""
+    from git_slurm.snapshotworktrees import recorded  # which imports this module
+
+    return [(found.admin, found.record) for found in recorded(common_dir) if found.record]
 
 
 def add_jobs(worktree: Path, jobs: Sequence[JobRef]) -> SnapshotRecord:

@@ -21,11 +21,12 @@ from typing import Any, Optional
 
 from git_slurm import config
 from git_slurm.branches import SNAPSHOT_REFLOG_MARK
-from git_slurm.diskusage import freeable
+from git_slurm.diskusage import Scan
 from git_slurm.gitcli import Git
-from git_slurm.jobstate import UNKNOWN, survey_jobs, workdirs_in
-from git_slurm.records import JobRef, SnapshotRecord, snapshot_worktrees
+from git_slurm.jobstate import UNKNOWN, Workdirs, survey_jobs
+from git_slurm.records import JobRef, SnapshotRecord, replace_json
 from git_slurm.repo import Checkout
+from git_slurm.snapshotworktrees import records_of
 
 CACHE_NAME = "git-slurm-reminders.json"
 REFRESH_LOCK_NAME = "git-slurm-reminders.lock"
@@ -108,7 +109,7 @@ def gather(checkout: Checkout, now: Optional[float] = None) -> Optional[Reminder
     now = time.time() if now is None else now
     older_than, seconds = settings.gc_older_than(now)
     stale_before = now - seconds
-    records = [record for _, record in snapshot_worktrees(checkout.common_dir)]
+    records = records_of(checkout.common_dir)
     cache = read_cache(checkout.common_dir)
     live, unknown = count_live_jobs(records, cache)
     return Reminder(
@@ -158,13 +159,15 @@ def stale_worktrees(
 ) -> list[SnapshotRecord]:
     """Unused since `stale_before`, every job known to have ended, and no live SLURM job
     working in it (what gc removes)."""
+    if cache.workdirs is None:
+        return []  # any of them may be some job's working directory
+    workdirs = Workdirs(cache.workdirs)
     return [
         record
         for record in records
         if record.last_used < stale_before
         and not any(is_open(cache, j) for j in record.jobs)
-        and cache.workdirs is not None
-        and not workdirs_in(cache.workdirs, Path(record.worktree))
+        and not workdirs.inside(Path(record.worktree))
     ]
 
 
@@ -222,9 +225,7 @@ def read_cache(common_dir: Path) -> Cache:
 
 def write_cache(common_dir: Path, cache: Cache) -> None:
     """Replace the cache atomically: a hook may read it at any moment."""
-    tmp = common_dir / f"{CACHE_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(cache.to_json(), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(common_dir / CACHE_NAME)
+    replace_json(common_dir / CACHE_NAME, cache.to_json(), indent=1)
 
 
 def forget_cache(common_dir: Path) -> None:
@@ -257,16 +258,17 @@ def refresh_cache(common_dir: Path, stale_before: float, now: Optional[float] = 
     Slow by nature (SLURM, disk walks): run it detached, holding `refresh_lock`.
     """
     now = time.time() if now is None else now
-    records = [record for _, record in snapshot_worktrees(common_dir)]
+    records = records_of(common_dir)
     cache = read_cache(common_dir)
     jobs, workdirs = query_jobs([j for j in all_jobs(records) if is_open(cache, j)])
     cache.jobs.update(jobs)
     cache.workdirs = workdirs
+    scan = Scan()  # snapshots share most files: each is stat'ed once, not once per worktree
     for record in old_worktrees(records, stale_before):
         if size_due(cache, record, now):
             # each file shared by hard links counts by its share: summed over the stale
             # worktrees, about what gc frees when it removes them all
-            usage = freeable(Path(record.worktree))
+            usage = scan.usage(Path(record.worktree))
             cache.sizes[record.worktree] = CachedSize(usage.fair_share, now)
     forget_the_gone(cache, records)
     cache.checked = time.time()

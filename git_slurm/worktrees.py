@@ -13,6 +13,7 @@ from git_slurm.errors import GitSlurmError, UsageError
 from git_slurm.gitcli import Git, progress_shown, read_git_file, run_git
 from git_slurm.names import BranchName, Oid
 from git_slurm.records import admin_dir_of, creation_lock, making_reason
+from git_slurm.snapshotworktrees import admin_dirs_for
 
 DEFAULT_DIR_NAME = "slurm-snapshots"
 FULL_BELOW = 1024 * 1024  # free bytes under which a failed checkout is put down to a full disk
@@ -156,19 +157,6 @@ def remove_worktree(git: Git, path: Path) -> None:
     if rc != 0:
         common = Path(git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
         prune_only(git, {admin.name for admin in admin_dirs_for(common, path)})
-
-
-def admin_dirs_for(common_dir: Path, path: Path) -> list[Path]:
-    """The admin dirs (`worktrees/<id>`) whose gitdir file names the worktree at `path`."""
-    wanted = str(path / ".git")
-    found = []
-    for admin in (common_dir / "worktrees").glob("*"):
-        try:
-            if read_git_file(admin / "gitdir").strip() == wanted:
-                found.append(admin)
-        except OSError:
-            continue
-    return found
 
 
 def prune_only(git: Git, ids: set[str]) -> bool:

@@ -20,7 +20,7 @@ import pytest
 from gitrepo import ROOT, Repo, git, run_tool, user_state
 from launcher_apps.support import make_app_repo, run_app
 
-from git_slurm.gc import collect
+from git_slurm.gc import GcOptions, collect
 from git_slurm.records import (
     IN_USE_GRACE,
     admin_dir_of,
@@ -270,15 +270,8 @@ def assert_nothing_accumulates(project: Project, before: dict[str, Any]) -> None
     """A gc `LATER` (with --branches, on the remote too) leaves no trace of any snapshot:
     index copies of killed captures and branches of killed snapshots included."""
     checkout = discover(project.repo.path)
-    report = collect(
-        checkout,
-        older_than=0.0,
-        now=time.time() + LATER,
-        force=False,
-        dry_run=False,
-        branches=True,
-        remote="origin",
-    )
+    options = GcOptions(0.0, time.time() + LATER, branches=True, remote="origin")
+    report = collect(checkout, options)
     assert report.warnings == []
     assert worktrees(project.repo) == {} and list(project.snapshots.iterdir()) == []
     assert temp_files(project) == []
@@ -348,15 +341,7 @@ def test_a_half_made_snapshot_of_another_host_waits_for_its_grace(project: Proje
     reason = (admin / "locked").read_text()
     (admin / "locked").write_text(reason.replace(" on ", " on other-login-node-"))
     assert outcome(gc_now(repo), path) == ("kept", "in-use")
-    report = collect(
-        discover(repo.path),
-        older_than=0.0,
-        now=time.time() + LATER,
-        force=False,
-        dry_run=False,
-        branches=False,
-        remote=None,
-    )
+    report = collect(discover(repo.path), GcOptions(0.0, time.time() + LATER))
     assert [(w.action, w.reason) for w in report.worktrees if w.path == path] == [
         ("removed", "abandoned")
     ]
@@ -370,15 +355,7 @@ def test_a_killed_capture_leaves_its_index_copy_only_until_gc(project: Project) 
     assert copy.read_bytes()  # the user's index, as staged by the capture
     assert gc_now(repo)["temp_files"] == []
     assert copy.exists()
-    report = collect(
-        discover(repo.path),
-        older_than=7 * 86400.0,
-        now=time.time() + LATER,
-        force=False,
-        dry_run=True,
-        branches=False,
-        remote=None,
-    )
+    report = collect(discover(repo.path), GcOptions(7 * 86400.0, time.time() + LATER, dry_run=True))
     assert report.temp_files == [str(copy)] and copy.exists()  # a dry run removes nothing
     assert repo.snapshot_json()["dirty"]  # and the next capture never minds it
 

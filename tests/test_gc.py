@@ -19,7 +19,7 @@ import pytest
 from gitrepo import Repo, git, run_tool, user_state
 
 from git_slurm.diskusage import freeable
-from git_slurm.gc import GcReport, WorktreeReport, collect, find_candidates, settle
+from git_slurm.gc import GcOptions, GcReport, WorktreeReport, collect, settle
 from git_slurm.jobstate import Survey, process_start_ticks
 from git_slurm.launch import job_ref
 from git_slurm.records import (
@@ -34,6 +34,7 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import discover
+from git_slurm.snapshotworktrees import find_all
 from git_slurm.worktrees import remove_worktree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,17 +92,10 @@ def branch_of(worktree: Path) -> str:
     return record.branches[0]
 
 
-def run_collect(repo: Repo, **options: Any) -> GcReport:
-    settings: dict[str, Any] = {
-        "older_than": WEEK,
-        "force": False,
-        "dry_run": False,
-        "branches": False,
-        "remote": None,
-    }
-    settings.update(options)
-    now = settings.pop("now", None)
-    return collect(discover(repo.path), now=now if now is not None else _now(), **settings)
+def run_collect(repo: Repo, **settings: Any) -> GcReport:
+    """gc in-process: a week's age, at the current time, unless told otherwise."""
+    options = GcOptions(**{"older_than": WEEK, "now": _now(), **settings})
+    return collect(discover(repo.path), options)
 
 
 def _now() -> float:
@@ -320,7 +314,7 @@ def test_a_record_changed_while_gc_ran_is_kept(repo: Repo) -> None:
     worktree = snapshot(repo)
     age(worktree, 30 * DAY)
     checkout = discover(repo.path)
-    (candidate,) = find_candidates(checkout.common_dir)
+    (candidate,) = find_all(checkout.common_dir)
     assert repo.snapshot_json()["reused"] is True  # bumps last_used under the lock
     result = settle(checkout, candidate, Survey(statuses={}), force=False, dry_run=False)
     assert result is not None and (result.action, result.reason) == ("kept", "in-use")

@@ -12,7 +12,7 @@ from git_slurm import config
 from git_slurm.age import parse_age
 from git_slurm.cli.base import GitSlurmApp, print_json, run_app
 from git_slurm.diskusage import human_bytes
-from git_slurm.gc import KEPT, PRUNED, REMOVED, GcReport, WorktreeReport, collect
+from git_slurm.gc import KEPT, PRUNED, REMOVED, GcOptions, GcReport, WorktreeReport, collect
 from git_slurm.gcbranches import DELETED, BranchReport
 from git_slurm.gitcli import Git
 from git_slurm.manpages import ManSource
@@ -55,8 +55,7 @@ class GcApp(GitSlurmApp):
         checkout = discover()
         now = time.time()
         text, seconds = self.age(checkout.git, now)
-        report = collect(
-            checkout,
+        options = GcOptions(
             older_than=seconds,
             now=now,
             force=self.force,
@@ -64,10 +63,11 @@ class GcApp(GitSlurmApp):
             branches=self.branches,
             remote=self.remote,
         )
+        report = collect(checkout, options)
         if self.json:
-            print_json(to_json(report, text))
+            print_json(to_json(report, options, text))
         else:
-            self.say(describe(report, text))
+            self.say(describe(report, options, text))
         for warning in report.warnings:
             self.note(f"warning: {warning}")
         return 0
@@ -79,8 +79,8 @@ class GcApp(GitSlurmApp):
         return config.SlurmConfig(git).gc_older_than(now)
 
 
-def to_json(report: GcReport, age_text: str) -> dict[str, Any]:
-    data = report.to_json()
+def to_json(report: GcReport, options: GcOptions, age_text: str) -> dict[str, Any]:
+    data = report.to_json(options)
     data["older_than_text"] = age_text
     return data
 
@@ -95,11 +95,11 @@ VERBS = {
 }
 
 
-def describe(report: GcReport, age_text: str) -> str:
+def describe(report: GcReport, options: GcOptions, age_text: str) -> str:
     """A line per worktree and per snapshot branch (with --branches), then the totals."""
-    lines = [worktree_line(w, report.dry_run) for w in report.worktrees]
-    lines += [branch_line(b, report.dry_run) for b in report.branches]
-    lines.append(summary(report, age_text))
+    lines = [worktree_line(w, options.dry_run) for w in report.worktrees]
+    lines += [branch_line(b, options.dry_run) for b in report.branches]
+    lines.append(summary(report, options, age_text))
     return "\n".join(lines)
 
 
@@ -132,9 +132,9 @@ def branch_line(b: BranchReport, dry_run: bool) -> str:
     return f"{'would keep' if dry_run else 'kept'} branch {b.name}: {b.detail}"
 
 
-def summary(report: GcReport, age_text: str) -> str:
+def summary(report: GcReport, options: GcOptions, age_text: str) -> str:
     """`3 snapshot worktrees (--older-than 7d): removed 1, pruned 0, kept 2; freed 1.2 GiB`."""
-    dry = report.dry_run
+    dry = options.dry_run
     freed_bytes, still_linked = report.freed()
     freed = human_bytes(freed_bytes)
     if still_linked:
@@ -228,7 +228,14 @@ MANUAL = ManSource(
         "directory by its admin id, repaired with git worktree repair, and removed.",
         "Deciding and removing happen under the repository lock that git slurm-snapshot takes "
         "when it reuses a worktree, and a worktree whose record changed while gc ran is kept, "
-        "so neither a second gc nor a launch can interleave with a removal.",
+        "so neither a second gc nor a launch can interleave with a removal. A dry run, which "
+        "removes nothing, runs the git status of all due worktrees two at a time without the "
+        "lock.",
+        "gc's time follows the worktrees that are due, not all of them: one kept for its "
+        "record alone (age, hand-off, your lock) costs a few file reads; a due one costs a git "
+        "status and a read of its directories, in which a file that several snapshots share "
+        "through hard links is stat'ed once per run, not once per snapshot. The disk use "
+        "counted is still that of an lstat of every name, as du counts it.",
         "With --branches, local snapshot branches are deleted too when they were created more "
         "than AGE ago, still point at the snapshot commit, are checked out nowhere, and no "
         "kept worktree was launched from them. Branches pushed to a remote stay there unless "
