@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import shlex
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
@@ -26,7 +27,11 @@ from hydra_plugins.git_slurm_launcher._job_errors import keep_job_traceback, res
 from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
 
 if TYPE_CHECKING:
-    from hydra_plugins.git_slurm_launcher._snapshot_launch import PreparedLaunch, SnapshotJob
+    from hydra_plugins.git_slurm_launcher._snapshot_launch import (
+        EarlySnapshot,
+        PreparedLaunch,
+        SnapshotJob,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,14 @@ class BaseSubmititLauncher(Launcher):
         # batches (optuna, nevergrad, max_batch_size) instantiates its launcher once, and
         # every batch must run the code and config of the command the user typed
         self.prepared: Optional[PreparedLaunch] = None
+        # that snapshot, started by `setup` (see _snapshot_launch.EarlySnapshot)
+        self.early: Optional[EarlySnapshot] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """What a job unpickles: never the submitting side's snapshot process."""
+        state = self.__dict__.copy()
+        state["early"] = None
+        return state
 
     def setup(
         self,
@@ -68,6 +81,7 @@ class BaseSubmititLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        self._start_snapshot()
 
     def __call__(
         self,
@@ -221,7 +235,8 @@ class BaseSubmititLauncher(Launcher):
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}"))
         return job_params
 
-    def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
+    def _snapshot_on(self) -> bool:
+        """Whether this launch snapshots; an unknown key under `snapshot` is refused."""
         from hydra_plugins.git_slurm_launcher._launch_checks import (
             SnapshotLaunchError,
             unknown_snapshot_key,
@@ -230,7 +245,29 @@ class BaseSubmititLauncher(Launcher):
         refusal = unknown_snapshot_key(self.params)
         if refusal:
             raise SnapshotLaunchError(refusal)
-        if not (self.params.get("snapshot") or {}).get("enabled", False):
+        return bool((self.params.get("snapshot") or {}).get("enabled", False))
+
+    def _start_snapshot(self) -> None:
+        """Start the multirun's snapshot now, while the sweeper has every job's config still
+        to compose; the first `launch` takes it. Nothing when the snapshot is off, or when a
+        key is unknown (`launch` refuses that before it submits anything, as always)."""
+        if self.early is not None or not (self.params.get("snapshot") or {}).get("enabled"):
+            return
+        from hydra_plugins.git_slurm_launcher._launch_checks import unknown_snapshot_key
+
+        if unknown_snapshot_key(self.params):
+            return
+        # lazy import: git-slurm's snapshot code is only needed when the feature is on
+        from hydra_plugins.git_slurm_launcher._snapshot_launch import EarlySnapshot
+
+        assert self.config is not None
+        self.early = EarlySnapshot(self.config, self.params)
+        # no launch may come (the sweeper fails, is interrupted, has no job): the snapshot is
+        # then undone when this launcher goes, at the latest when Python exits
+        weakref.finalize(self, self.early.abandon)
+
+    def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
+        if not self._snapshot_on():
             return None
         # lazy import: git-slurm's snapshot code is only needed when the feature is on
         from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare, reuse
@@ -238,11 +275,10 @@ class BaseSubmititLauncher(Launcher):
         if self.prepared is not None:  # a later batch of the same multirun
             reuse(self.prepared, len(job_overrides))
             return self.prepared
-        assert self.config is not None and self.hydra_context is not None
-        assert self.task_function is not None
-        self.prepared = prepare(
-            self.hydra_context, self.task_function, self.config, self.params, job_overrides
-        )
+        assert self.hydra_context is not None and self.task_function is not None
+        self._start_snapshot()  # setup started it, unless the caller never set this one up
+        assert self.early is not None
+        self.prepared = prepare(self.hydra_context, self.task_function, self.params, self.early)
         return self.prepared
 
     def _snapshot_runner(self, prepared: PreparedLaunch) -> BaseSubmititLauncher:
