@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 from gitrepo import Repo, git
@@ -62,14 +62,13 @@ def assert_nothing_left(repo: Repo, remote: Optional[Path] = None) -> None:
         assert git(remote, "branch", "--list", "slurm-job-*") == ""
 
 
-def assert_ran_old(repo: Repo, got: list[dict[str, object]]) -> None:
+def assert_ran_old(repo: Repo, got: list[dict[str, Any]]) -> None:
     assert len(got) == 2
     (branch,) = snapshot_branches(repo.path)
     for result in got:
-        assert snapshot_of(result)["branch"] == branch  # type: ignore[arg-type]
+        assert snapshot_of(result)["branch"] == branch
         assert result["value"] == "old", result
         modules = result["modules"]
-        assert isinstance(modules, dict)
         assert modules["helper"]["version"] == modules["late"]["version"] == "old", modules
 
 
