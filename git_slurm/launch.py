@@ -314,16 +314,19 @@ def own_handoff() -> Handoff:
     return Handoff(socket.gethostname(), pid, process_start_ticks(pid) or 0)
 
 
-def job_ref(job_id: str, kind: str, launch: Optional[str] = None) -> JobRef:
-    """The record of one submitted job: a SLURM job id, or a local job's process id."""
+def job_ref(
+    job_id: str, kind: str, launch: Optional[str] = None, cluster: Optional[str] = None
+) -> JobRef:
+    """The record of one submitted job: a SLURM job id (on `cluster`, as sbatch named it; None:
+    as the id or SLURM_CLUSTERS says), or a local job's process id."""
     if kind == "local":
         # imported here: jobstate brings plumbum, which the launcher's other paths don't need
         from git_slurm.jobstate import process_start_ticks
 
         ticks = process_start_ticks(int(job_id))
         return JobRef(id=job_id, kind=kind, start_ticks=ticks, launch=launch)
-    bare, _, cluster = job_id.partition(";")  # `sbatch --parsable -M c` prints `id;c`
-    return JobRef(id=bare, kind=kind, launch=launch, cluster=cluster or submit_cluster())
+    bare, _, in_id = job_id.partition(";")  # `sbatch --parsable -M c` prints `id;c`
+    return JobRef(id=bare, kind=kind, launch=launch, cluster=cluster or in_id or submit_cluster())
 
 
 def submit_cluster() -> Optional[str]:
@@ -333,7 +336,10 @@ def submit_cluster() -> Optional[str]:
     return names if names and "," not in names and names != "all" else None
 
 
-def record_jobs(snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str) -> SnapshotRecord:
-    """Remember with the snapshot worktree which jobs run from it (for gc and for the user)."""
-    refs = [job_ref(job_id, kind, snapshot.branch) for job_id in job_ids]
+def record_jobs(
+    snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str, cluster: Optional[str] = None
+) -> SnapshotRecord:
+    """Remember with the snapshot worktree which jobs run from it (for gc and for the user);
+    `cluster`: the one sbatch said it submitted them to."""
+    refs = [job_ref(job_id, kind, snapshot.branch, cluster) for job_id in job_ids]
     return add_jobs(snapshot.worktree, refs)

@@ -103,10 +103,11 @@ class PreparedLaunch:
             IN_USE_GRACE // 60,
         )
 
-    def record(self, job_ids: Sequence[str], kind: str) -> None:
-        """Record the jobs with the snapshot; they run already, so a failure only warns."""
+    def record(self, job_ids: Sequence[str], kind: str, cluster: Optional[str] = None) -> None:
+        """Record the jobs with the snapshot (`cluster`: the one sbatch named); they run
+        already, so a failure only warns."""
         try:
-            record_jobs(self.snapshot, job_ids, kind)
+            record_jobs(self.snapshot, job_ids, kind, cluster)
         except (OSError, ValueError) as exc:
             log.warning(
                 "git-slurm: could not record the jobs with %s: %s (git slurm-gc "

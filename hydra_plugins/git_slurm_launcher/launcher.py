@@ -8,6 +8,7 @@ imports this module for every app while it looks for plugins.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -15,7 +16,7 @@ import os
 import shlex
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides, run_job, setup_globals
@@ -169,13 +170,15 @@ class BaseSubmititLauncher(Launcher):
         prepared = self._prepare_snapshot(job_overrides)  # before anything is submitted
         wait = bool(self.params.get("wait", True))
         try:
-            jobs, configs = self._submit(job_overrides, initial_job_idx, prepared, wait)
+            with self._sbatch_answers() as clusters:
+                jobs, configs = self._submit(job_overrides, initial_job_idx, prepared, wait)
         except BaseException:
             if prepared:
                 prepared.submission_failed()
             raise
         if prepared:
-            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
+            cluster = next((c for c in clusters if c), None)
+            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR, cluster)
         if not wait:
             return self._queued(jobs, job_overrides, configs, initial_job_idx)
         from hydra_plugins.git_slurm_launcher._progress import wait_for
@@ -295,6 +298,10 @@ class BaseSubmititLauncher(Launcher):
         """Nothing, except for local jobs nobody waits for (see LocalLauncher)."""
         return []
 
+    def _sbatch_answers(self) -> ContextManager[List[Optional[str]]]:
+        """While submitting: the cluster each sbatch said it submitted to (SlurmLauncher)."""
+        return contextlib.nullcontext([])
+
     def _configs(
         self, job_overrides: Sequence[Sequence[str]], prepared: Optional[PreparedLaunch]
     ) -> List[DictConfig]:
@@ -339,6 +346,11 @@ class LocalLauncher(BaseSubmititLauncher):
 
 class SlurmLauncher(BaseSubmititLauncher):
     _EXECUTOR = "slurm"
+
+    def _sbatch_answers(self) -> ContextManager[List[Optional[str]]]:
+        from hydra_plugins.git_slurm_launcher._sbatch_clusters import sbatch_clusters
+
+        return sbatch_clusters()
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
