@@ -21,7 +21,12 @@ from typing import Any, Optional
 import pytest
 from gitrepo import Repo, git
 from launcher_apps.support import make_app_repo, results, run_app, start_app, wait_until
+from silentserver import SilentServer
 from test_launcher_e2e import SNAPSHOT, snapshot_of, worktree_record
+from test_launcher_env import processes_working_in
+
+from git_slurm import launch
+from git_slurm.launch import SnapshotSettings, start_launch_snapshot
 
 PLUGIN = Path(__file__).resolve().parent / "launcher_apps" / "editing_sweeper"
 LOCAL = "hydra/launcher=submitit_local"
@@ -193,3 +198,20 @@ def test_the_snapshot_says_captured_on_the_descriptor_it_is_given(tmp_path: Path
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert json.loads(out)["branch"] in snapshot_branches(repo.path)
+
+
+def test_a_snapshot_still_running_when_abandoned_undoes_itself(
+    repo: Repo, silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot that does not finish in FINISH_WAIT (its push hangs) is asked to end, and
+    undoes its branch itself; nothing it started lives on."""
+    repo.git("remote", "add", "origin", silent_server.url)  # its push never ends by itself
+    repo.git("config", "slurm.pushTimeout", "10m")
+    monkeypatch.setattr(launch, "FINISH_WAIT", 0.5)
+    pending = start_launch_snapshot(SnapshotSettings(), repo.path)
+    assert pending.wait_captured()
+    wait_until(lambda: snapshot_branches(repo.path) != [], "the branch (the push comes next)")
+    pending.abandon()
+    assert snapshot_branches(repo.path) == []
+    assert worktrees(repo.path) == []
+    assert processes_working_in(repo.path.resolve()) == []

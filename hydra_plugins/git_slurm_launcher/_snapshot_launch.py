@@ -148,6 +148,7 @@ class EarlySnapshot:
         message = f"Hydra multirun, outputs in {self.sweep_dir}"
         self.settings = settings_from(params.get("snapshot") or {}, message)
         self.taken = False
+        self._snapshot: Optional[LaunchSnapshot] = None
         try:
             self._pending = start_launch_snapshot(self.settings, self.launch_dir)
         except GitSlurmError as exc:
@@ -156,10 +157,12 @@ class EarlySnapshot:
             self.take()
 
     def take(self) -> LaunchSnapshot:
-        """The snapshot, once the command has made it (for the first launch, once)."""
+        """The snapshot, once the command has made it (the first launch takes it)."""
         self.taken = True
+        if self._snapshot is not None:
+            return self._snapshot
         try:
-            snapshot = self._pending.result()
+            snapshot = self._snapshot = self._pending.result()
         except GitSlurmError as exc:
             raise snapshot_failed(exc) from exc
         log.info("git-slurm: %s", snapshot.summary(self._pending.waited))
