@@ -2,8 +2,8 @@
 
 With `snapshot.enabled: false` and `wait: true` (the defaults) a launch does exactly what
 hydra-submitit-launcher does: same executor, same parameters, same job-side composition.
-submitit and git-slurm's snapshot code are imported inside `launch` and `__call__` only: Hydra
-imports this module for every app while it looks for plugins.
+submitit and git-slurm's snapshot code are imported inside `setup` (only with the snapshot on),
+`launch` and `__call__`: Hydra imports this module for every app while it looks for plugins.
 """
 
 from __future__ import annotations
