@@ -51,7 +51,7 @@ def script(shell: str) -> str:
         return "".join(bash(m.MANUAL.name, m.APP) for m in command_modules())
     scripts = [zsh(m.MANUAL.name, m) for m in command_modules()]
     # a #compdef file's body is the function; eval'ed, it has to be wrapped in one
-    defined = [f"{name}() {{\n{body}}}\n" for name, body in zip(zsh_names(), scripts)]
+    defined = [f"{name}() {{\n{body}}}\n" for name, body in zip(zsh_names(), scripts, strict=True)]
     return "".join(defined) + "".join(f"compdef {n} {n[1:]}\n" for n in zsh_names())
 
 

@@ -4,10 +4,10 @@ A test knob, not a feature: with `GIT_SLURM_TEST_FAULT=<step>:<SIGNAME>` in the 
 (e.g. `worktree:KILL`, `capture:INT`), the process sends itself that real signal when it
 reaches `point(<step>)`. SIGKILL ends it on the spot, as the OOM killer or a node reboot
 would; SIGINT goes through Python's own handler and surfaces as KeyboardInterrupt, as a
-Ctrl-C would. The steps of a snapshot, in order: capture, commit, branch, push, worktree,
-links, record; of a hook install, hook-move (before the user's hook is moved aside), of an
-uninstall, hook-remove (once our hook is found). Without the variable a point costs one
-dictionary lookup.
+Ctrl-C would. The steps of a snapshot, in order: capture, commit, branch, push, reserved
+(its worktree's directory made, still empty), worktree, links, record; of a hook install,
+hook-move (before the user's hook is moved aside), of an uninstall, hook-remove (once our
+hook is found). Without the variable a point costs one dictionary lookup.
 """
 
 from __future__ import annotations

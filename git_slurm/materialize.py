@@ -278,9 +278,13 @@ def tagged_entries(git: Git) -> list[tuple[str, str, str, str]]:
     index (git update-index); git's diff then never looks at that file, so an edit of it is
     invisible to every check, and an index copied from there would carry the blind spot into
     a new snapshot."""
-    out = git.run("ls-files", "-s", "-v", "-z")[1]
+    return parse_tagged(git.run("ls-files", "-s", "-v", "-z")[1].split("\0"))
+
+
+def parse_tagged(lines: Iterable[str]) -> list[tuple[str, str, str, str]]:
+    """(tag, mode, stage, path) of `git ls-files -s -v -z` lines."""
     entries = []
-    for line in filter(None, out.split("\0")):
+    for line in filter(None, lines):
         meta, _, rel = line.partition("\t")
         tag, mode, _, stage = meta.split(" ")
         entries.append((tag, mode, stage, rel))

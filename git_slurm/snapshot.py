@@ -21,7 +21,7 @@ from git_slurm.branches import (
     validate_prefix,
 )
 from git_slurm.capture import DEFAULT_MAX_UNTRACKED, capture_working_tree
-from git_slurm.errors import GitSlurmError, UsageError
+from git_slurm.errors import UsageError
 from git_slurm.head import Head, read_head
 from git_slurm.links import Link, make_links, plan_links, unignored_note
 from git_slurm.names import BranchName, Oid
@@ -37,7 +37,8 @@ from git_slurm.records import (
     write_record,
 )
 from git_slurm.repo import Checkout
-from git_slurm.verify import reusable_as_is
+from git_slurm.reserve import reserved_worktree_path
+from git_slurm.verify import reusable_as_is, settle_checked_out_index
 from git_slurm.worktrees import ensure_worktree_dir, remove_worktree
 
 if TYPE_CHECKING:  # imported where used: a snapshot of an unchanged tree needs none of them
@@ -316,26 +317,28 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
 
     now = time.time()
     launch = Launch(str(target.branch), str(target.commit), now, target.handoff)
-    path = reserve_worktree_path(target.worktree_dir, target.branch)
-    try:
-        made = materialise(
-            checkout.git,
-            checkout.common_dir,
-            path,
-            target.commit,
-            target.branch,
-            target.base,
-            target.link_rels,
-        )
-    except BaseException:
-        with contextlib.suppress(OSError):
-            path.rmdir()  # still the empty reservation (a worktree made is removed already)
-        raise
+    with reserved_worktree_path(target.worktree_dir, target.branch) as path:
+        try:
+            made = materialise(
+                checkout.git,
+                checkout.common_dir,
+                path,
+                target.commit,
+                target.branch,
+                target.base,
+                target.link_rels,
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # still the empty reservation (a worktree made is removed already)
+            raise
     nested: list[str] = []
     try:
         if target.submodules:
             nested = submodules.check_out(checkout.git, checkout.toplevel, path, target.commit)
         links = make_links(path, checkout.toplevel, target.link_rels)
+        if made.source is None:  # as late as can be: the checkout's second may have passed
+            settle_checked_out_index(made.admin)
         record = SnapshotRecord(
             worktree=str(path),
             origin=str(checkout.toplevel),
@@ -355,27 +358,6 @@ def _new_worktree(checkout: Checkout, target: _Target) -> _Placement:
         remove_worktree(checkout.git, path)
         raise
     return _Placement(path, links, materialised=made)
-
-
-MAX_PATH_TRIES = 1000
-
-
-def reserve_worktree_path(worktree_dir: Path, branch: BranchName) -> Path:
-    """A directory for the worktree that nobody else has: `<branch>`, else `<branch>.2`, ...
-
-    Branch names are unique within a repository only: repositories sharing one worktree dir
-    (`git config --global slurm.worktreeDir ~/scratch/snapshots`) make the same name in the
-    same second. The directory is reserved by creating it empty, which is atomic and which
-    `git worktree add` accepts."""
-    for n in range(1, MAX_PATH_TRIES):
-        path = worktree_dir / (str(branch) if n == 1 else f"{branch}.{n}")
-        path.parent.mkdir(parents=True, exist_ok=True)  # a prefix `a/b` makes `a/`
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise GitSlurmError(f"no free name for the worktree of {branch} in {worktree_dir}")
 
 
 def _reusable(record: SnapshotRecord, admin: Path, origin: Path, target: _Target) -> bool:

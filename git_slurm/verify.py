@@ -22,9 +22,11 @@ import contextlib
 import importlib.machinery
 import os
 import stat
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from git_slurm import lfs
 from git_slurm.errors import GitSlurmError
@@ -36,6 +38,7 @@ from git_slurm.materialize import (
     make_read_only,
     mark_unshareable,
     name_status,
+    parse_tagged,
     read_only_tree,
     tagged_entries,
 )
@@ -75,12 +78,18 @@ def check_args(treeish: str, links: Iterable[str], *, quiet: bool) -> list[str]:
     return [*DIFF, *how, treeish, "--", *(f":(exclude,top,literal){rel}" for rel in links)]
 
 
-def differences(git: Git, treeish: str, links: Iterable[str]) -> list[Difference]:
-    """Every tracked path of the work tree that is not `treeish`'s, or may not be."""
+Tagged = list[tuple[str, str, str, str]]  # materialize.tagged_entries
+
+
+def differences(
+    git: Git, treeish: str, links: Iterable[str], entries: Optional[Tagged] = None
+) -> list[Difference]:
+    """Every tracked path of the work tree that is not `treeish`'s, or may not be.
+    `entries`: the index's tagged entries when the caller has them already."""
     out = git.run(*check_args(treeish, links, quiet=False))[1]
     found = [Difference(status[0], rel) for status, rel in name_status(out)]
     seen, linked = {d.path for d in found}, Under(links)
-    for tag, _, _, rel in tagged_entries(git):
+    for tag, _, _, rel in tagged_entries(git) if entries is None else entries:
         if tag != CHECKED and rel not in seen and not linked(rel):
             found.append(Difference(HIDDEN, rel))
             seen.add(rel)
@@ -207,8 +216,10 @@ def reusable_as_is(admin: Path, record: SnapshotRecord) -> bool:
         return False
     git = Git(admin, Path(record.worktree))
     try:
-        pristine = not differences(git, record.tree, record.links)
-        pristine = pristine and not left_modules(git, record.links)
+        settle_index(git, admin)
+        entries, others = entries_and_others(git)
+        pristine = not differences(git, record.tree, record.links, entries)
+        pristine = pristine and not importable(others, record.links)
     except (GitSlurmError, OSError):
         pristine = False
     if not pristine:
@@ -223,16 +234,86 @@ MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
 BYTECODE_CACHE = "__pycache__"  # validated against its source's mtime and size on import
 
 
-def left_modules(git: Git, links: Iterable[str]) -> list[str]:
+OTHER = "? "  # `ls-files -v --others`: an untracked file (an entry's tag is a letter)
+
+
+def entries_and_others(git: Git) -> tuple[Tagged, list[str]]:
+    """The index's tagged entries and every untracked file, ignored or not, in one git run."""
+    out = git.run("--no-optional-locks", "ls-files", "-s", "-v", "--others", "-z")[1]
+    lines = out.split("\0")
+    others = [line[2:] for line in lines if line.startswith(OTHER)]
+    return parse_tagged(line for line in lines if not line.startswith(OTHER)), others
+
+
+def importable(others: Iterable[str], links: Iterable[str]) -> list[str]:
     """Untracked files, ignored or not, that Python could import from the worktree: modules a
     job left there (a generated package, an in-place `build_ext`) that would stand in for
     the snapshot's code in the jobs of a launch reusing it."""
-    out = git.run("--no-optional-locks", "ls-files", "--others", "-z")[1]
     linked = Under(links)
     return [
         rel
-        for rel in out.split("\0")
+        for rel in others
         if rel.endswith(MODULE_SUFFIXES)
         and BYTECODE_CACHE not in rel.split("/")
         and not linked(rel)
     ]
+
+
+# ---- the worktree's stat cache -------------------------------------------------------------
+
+# git trusts an index entry's stat data only when the file's mtime is older than the index
+# file's own (in whole seconds here: git is built without USE_NSEC); a "racily clean" entry is
+# compared by content at every check, and a read-only check (--no-optional-locks) never writes
+# the index that would end it. A checkout writes its files and its index in the same second:
+# every later check of that worktree (each reuse, each job's start) then read and hashed all
+# of its files, ~450 ms for the reference repository's 8000. This file in the admin dir holds
+# the identity of the index last known to have no racily clean entry, so that a check pays
+# for it at most once per index that git writes.
+SETTLED_NAME = "git-slurm-settled"
+SECOND = 10**9
+
+
+def _index_identity(admin: Path) -> str:
+    info = os.stat(admin / "index")
+    return f"{info.st_ino} {info.st_size} {info.st_mtime_ns}\n"
+
+
+def _remember_settled(admin: Path) -> None:
+    (admin / SETTLED_NAME).write_text(_index_identity(admin), encoding="utf-8")
+
+
+def _is_settled(admin: Path) -> bool:
+    try:
+        return (admin / SETTLED_NAME).read_text(encoding="utf-8") == _index_identity(admin)
+    except OSError:
+        return False
+
+
+def settle_checked_out_index(admin: Path) -> None:
+    """Once a checkout's second has passed, date its index now: entries then are not racily
+    clean. Sound only while nobody else can have written the worktree since git recorded
+    its files' stat data: a new worktree of fresh inodes (a checkout, not hard links to
+    another snapshot's), locked as being made and not yet recorded, so no job has seen it."""
+    written = os.stat(admin / "index").st_mtime_ns
+    now = time.time_ns()
+    if now // SECOND > written // SECOND:
+        os.utime(admin / "index", ns=(now, now))
+        _remember_settled(admin)
+
+
+def settle_index(git: Git, admin: Path) -> None:
+    """Let git refresh a worktree's index that may hold racily clean entries (git compares
+    each by content and writes the index anew), unless this very index is known to hold none.
+    Under the restore lock: a job restoring files takes the index lock too, and would fail
+    on ours. Only saves time: every check is git's own and right with or without it."""
+    if _is_settled(admin):
+        return
+    with restore_lock(admin):
+        before = os.stat(admin / "index").st_mtime_ns
+        started = time.time_ns()
+        rc = git.run(*STAT_CHECK, "update-index", "-q", "--refresh", check=False)[0]
+        after = os.stat(admin / "index").st_mtime_ns
+        rewritten_later = after // SECOND > before // SECOND
+        untouched_and_old = after == before and started // SECOND > after // SECOND
+        if rc == 0 and (rewritten_later or untouched_and_old):
+            _remember_settled(admin)

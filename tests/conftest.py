@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +17,19 @@ from gitrepo import Repo  # tests/ is on sys.path: pytest's rootdir-relative con
 from needs import MountTmpfs, mounts, unavailable
 from plumbum import local
 from silentserver import SilentServer
-from slurm_support import slurm_available
+from slurm_support import end_jobs_working_under, slurm_available
 
 ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "start one with `make cluster` (runs bash tests/slurm/cluster.sh start as root)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started in the background by a shell without job control (`make test &`, a CI
+    runner's script, nohup) inherits SIGINT ignored, and every process a test starts would too:
+    the tests' real Ctrl-Cs (test_crash, the launcher's status line) would go unheard. A
+    handler of ours is reset to the default in each child; an ignored signal would stay so."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def slurm_required() -> bool:
@@ -36,6 +47,23 @@ def slurm_cluster() -> Iterator[None]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     yield
+
+
+@pytest.fixture(autouse=True)
+def slurm_jobs_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test on the cluster leaves it as it found it: whatever of its jobs (found by their
+    working directory or batch script under its tmp_path) is still pending or running when it
+    ends, by a failure or not, is cancelled and waited for, so that no later test waits for
+    CPUs it holds."""
+    if "slurm_cluster" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    yield
+    if slurm_available()[0]:
+        left = end_jobs_working_under(tmp_path)
+        if left:  # said, not failed: the test's own assertions decide whether it passed
+            warnings.warn(f"jobs left pending or running, now ended: {left}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

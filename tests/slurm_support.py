@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +20,9 @@ T = TypeVar("T")
 USABLE_NODE_STATES = frozenset({"idle", "mix", "alloc"})
 #: Upper bound for one call to a SLURM client (they retry internally when slurmctld is down).
 CLIENT_TIMEOUT = 10.0
+#: Upper bound for one call a test makes once (sbatch, scancel, scontrol), outside a poll that
+#: would ask again: a controller busy with another run's thousand-job array can take seconds.
+CALL_TIMEOUT = 60.0
 #: Pause between two polls while waiting on the cluster.
 POLL_INTERVAL = 0.2
 
@@ -30,7 +34,13 @@ def _run(args: list[str], timeout: float = CLIENT_TIMEOUT) -> subprocess.Complet
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def slurm_available(timeout: float = 5.0) -> tuple[bool, str]:
+#: Upper bound for the one probe that decides, for the whole session, whether the SLURM tests
+#: run: a controller slow to answer on a loaded machine is not a missing one (a down one makes
+#: sinfo give up by itself after ~10 s).
+PROBE_TIMEOUT = 30.0
+
+
+def slurm_available(timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Tell whether a SLURM cluster with a usable node answers within ``timeout`` seconds.
 
     Returns ``(True, "")`` or ``(False, reason)``, the reason being meant for a human.
@@ -113,12 +123,22 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, wha
     """Call ``fetch`` until ``done(value)`` holds; TimeoutError (with the last value) after
     ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    seen: object = "nothing yet"
     while True:
-        value = fetch()
-        if done(value):
-            return value
+        try:
+            value = fetch()
+        # one client call slow to answer or refused (a loaded controller or slurmdbd) is no
+        # answer yet, not a failure: the next poll asks again, until the deadline
+        except subprocess.TimeoutExpired as slow:
+            seen = f"no answer from {slow.cmd[0]} within {slow.timeout:g} s"
+        except RuntimeError as refused:  # what sacct_record raises for a failed sacct
+            seen = str(refused)
+        else:
+            if done(value):
+                return value
+            seen = value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:g} s, last seen {value!r}")
+            raise TimeoutError(f"{what}: not reached within {timeout:g} s, last seen {seen!r}")
         time.sleep(POLL_INTERVAL)
 
 
@@ -149,3 +169,41 @@ def wait_for_sacct(job_id: str, states: AbstractSet[str], timeout: float) -> tup
     )
     assert record is not None
     return record
+
+
+#: Upper bound for cancelled jobs to end: KillWait=5 (tests/slurm/cluster.sh), the epilog, and
+#: slurmctld's own pace on a loaded machine. Only a broken cluster takes this long.
+CANCEL_TIMEOUT = 120.0
+
+
+def jobs_working_under(root: Path) -> dict[str, str]:
+    """Id -> state of the jobs slurmctld holds unfinished (pending, running, completing, ...)
+    whose working directory or batch script is `root` or lies below it: a test's own jobs, by
+    its tmp_path (submitit's jobs work where the test runs, but their scripts are in its
+    folder)."""
+    proc = _run(["squeue", "-h", "-o", "%A|%T|%Z|%o"])
+    if proc.returncode != 0:  # raised, so that a poll asks again
+        raise RuntimeError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    inside = (str(root), str(root.resolve()))
+    rows = [line.split("|") for line in proc.stdout.splitlines()]
+    return {
+        row[0]: row[1]
+        for row in rows
+        if any(path == d or path.startswith(f"{d}/") for path in row[2:] for d in inside)
+    }
+
+
+def end_jobs_working_under(root: Path) -> list[str]:
+    """Cancel every unfinished job working under `root` and wait until slurmctld holds none
+    of them unfinished, so that the next test finds the node's CPUs free; returns the ids of
+    those that had not been cancelled yet (a job being cancelled is COMPLETING)."""
+    left = _poll(lambda: jobs_working_under(root), lambda _: True, CANCEL_TIMEOUT, "squeue")
+    if left:
+        _run(["scancel", *left])
+        _poll(
+            lambda: jobs_working_under(root),
+            lambda jobs: not jobs,
+            CANCEL_TIMEOUT,
+            f"the cancelled jobs {sorted(left)} to end",
+        )
+    return sorted(job for job, state in left.items() if state != "COMPLETING")

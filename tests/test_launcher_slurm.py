@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from launcher_apps.support import make_app_repo, results, run_app, start_app, wait_until
-from slurm_support import job_state, wait_for_job_state
+from slurm_support import CALL_TIMEOUT, job_state, wait_for_job_state
 from test_launcher_e2e import SNAPSHOT, snapshot_of, worktree_record
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
@@ -36,7 +36,7 @@ def job_ids_named(name: str) -> list[str]:
         ["squeue", "-h", "-r", "-t", "all", "-n", name, "-o", "%i"],
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=CALL_TIMEOUT,
         check=True,
     )
     return done.stdout.split()
@@ -44,7 +44,7 @@ def job_ids_named(name: str) -> list[str]:
 
 def cancel_named(name: str) -> None:
     """Cleanup: cancel whatever is left of this test's jobs."""
-    subprocess.run(["scancel", "-n", name], capture_output=True, timeout=10, check=False)
+    subprocess.run(["scancel", "-n", name], capture_output=True, timeout=CALL_TIMEOUT, check=False)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def test_a_100_job_sweep_is_one_throttled_array_with_one_snapshot(tmp_path: Path
 def test_a_job_cancelled_while_running_fails_the_launch_in_bounded_time(tmp_path: Path) -> None:
     with one_running_job(tmp_path, "cancel", *SLURM) as job:  # never released
         assert job_state(job.id) == "RUNNING"
-        subprocess.run(["scancel", job.id], check=True, timeout=10)
+        subprocess.run(["scancel", job.id], check=True, timeout=CALL_TIMEOUT)
         cancelled_at = time.monotonic()
         try:
             status = job.launch.wait(timeout=120)
@@ -182,7 +182,7 @@ def test_wait_false_returns_while_the_jobs_are_pending_then_they_finish(tmp_path
         assert not results(app / "multirun")
 
         array = ids[0].split("_")[0]
-        subprocess.run(["scontrol", "release", array], check=True, timeout=10)
+        subprocess.run(["scontrol", "release", array], check=True, timeout=CALL_TIMEOUT)
         for job_id in ids:
             assert wait_for_job_state(job_id, {"COMPLETED", "FAILED", "CANCELLED"}, 180) == (
                 "COMPLETED"
@@ -207,7 +207,7 @@ def test_a_job_requeued_by_its_preemption_signal_runs_the_snapshot_again(tmp_pat
     limit = "hydra.launcher.timeout_min=60"
     with one_running_job(tmp_path, "requeue", "hydra/launcher=submitit_slurm", limit) as job:
         (job.app / "helper.py").write_text('VERSION = "new"\n', encoding="utf-8")
-        subprocess.run(["scancel", "--signal=USR2", job.id], check=True, timeout=10)
+        subprocess.run(["scancel", "--signal=USR2", job.id], check=True, timeout=CALL_TIMEOUT)
         # slurmctld lets a requeued batch job start again only after its credentials expire
         # (BeginTime = requeue + ~2 min); starting it sooner by hand makes it fail at once
         wait_until(
@@ -234,7 +234,7 @@ def sacct_requeued(job_id: str) -> bool:
         ["sacct", "-n", "-P", "-D", "-X", "-j", job_id, "-o", "State"],
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=CALL_TIMEOUT,
         check=True,
     )
     return "REQUEUED" in done.stdout

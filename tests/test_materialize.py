@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def edit_history(repo: Repo) -> list[Any]:
 def test_incremental_worktrees_equal_plain_checkouts(repo: Repo, tmp_path: Path) -> None:
     snaps = edit_history(repo)
     assert snaps[0]["materialised"]["source"] is None
-    for earlier, snap in zip(snaps, snaps[1:]):
+    for earlier, snap in pairwise(snaps):
         assert snap["reused"] is False
         assert snap["materialised"]["source"] == earlier["worktree"]
         assert snap["materialised"]["linked"] > 0

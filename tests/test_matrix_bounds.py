@@ -63,3 +63,13 @@ def test_the_matrix_runs_every_python_that_requires_python_admits() -> None:
 def test_the_readme_states_the_supported_range() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"Python {PYTHONS[0]}\N{EN DASH}{PYTHONS[-1]}" in readme
+
+
+def test_the_linters_check_for_the_oldest_supported_python() -> None:
+    """ruff's and mypy's floors are requires-python's: a higher one lets in syntax and library
+    calls the oldest Python lacks; a lower one bans what every supported Python has (py39 kept
+    `zip(strict=...)` and `itertools.pairwise` out)."""
+    tools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    oldest = PYTHONS[0]
+    assert tools["ruff"]["target-version"] == f"py{oldest.replace('.', '')}"
+    assert tools["mypy"]["python_version"] == oldest

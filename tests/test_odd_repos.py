@@ -424,7 +424,7 @@ def test_repositories_sharing_a_worktree_dir_never_collide(
         shared / "slurm-job-20261201-221250",
         shared / "slurm-job-20261201-221250.2",
     ]
-    for repo, snap in zip(repos, made):
+    for repo, snap in zip(repos, made, strict=True):
         assert snap.worktree is not None
         text = (snap.worktree / "pkg" / "model.py").read_text()
         assert text == f"VERSION = {repo.path.parent.name!r}\n"

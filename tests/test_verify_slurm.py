@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from launcher_apps.support import run_app
-from slurm_support import wait_for_job_state
+from slurm_support import CALL_TIMEOUT, wait_for_job_state
 from test_launcher_slurm import cancel_named, job_ids_named, unique_name
 from test_verify import EDITED, SNAPSHOT, make_app
 
@@ -32,7 +32,8 @@ def launch(app: Path, name: str, *overrides: str) -> list[str]:
 
 def run_to_end(job_ids: list[str]) -> None:
     """Release a held array (its tasks start together) and wait for every task to end."""
-    subprocess.run(["scontrol", "release", job_ids[0].split("_")[0]], check=True, timeout=10)
+    array = job_ids[0].split("_")[0]
+    subprocess.run(["scontrol", "release", array], check=True, timeout=CALL_TIMEOUT)
     for job_id in job_ids:
         assert wait_for_job_state(job_id, ENDED, 180) == "COMPLETED", job_id
 

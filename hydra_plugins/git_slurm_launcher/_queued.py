@@ -63,7 +63,7 @@ def queued_returns(
     log.info(
         "git-slurm: %d job(s) queued; not waiting for them (hydra.launcher.wait=false)", len(jobs)
     )
-    for offset, (job, overrides, cfg) in enumerate(zip(jobs, job_overrides, configs)):
+    for offset, (job, overrides, cfg) in enumerate(zip(jobs, job_overrides, configs, strict=True)):
         queued = QueuedJob(
             job_id=str(job.job_id),
             output_dir=expected_output_dir(cfg, first_num + offset, str(job.job_id)),

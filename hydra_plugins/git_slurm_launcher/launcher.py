@@ -207,7 +207,7 @@ class BaseSubmititLauncher(Launcher):
         from hydra_plugins.git_slurm_launcher._shared_payload import write_payload
 
         shared = write_payload(self._payload_folder(), runner)
-        return executor.map_array(shared, *zip(*job_params)), configs
+        return executor.map_array(shared, *zip(*job_params, strict=True)), configs
 
     def _payload_folder(self) -> Path:
         """Where the launch's shared payload goes: beside the jobs' own submitit folders."""
