@@ -8,7 +8,9 @@ Then it wraps, as their modules are imported (so it costs no import of its own):
 - Hydra's sweeper's `sweep` (the sweeper starts) and its launcher's `launch`;
 - Hydra's ConfigLoaderImpl.load_sweep_config (composing one job's config; in the sweeper to check
   the batch, in the launcher for each job);
-- git_slurm.launch.take_launch_snapshot (the snapshot, when the launcher takes one);
+- git_slurm.launch.take_launch_snapshot (the snapshot, when the launcher takes one), or, where
+  the launcher starts it at setup, PendingSnapshot.result (what of it the launch waits for) and
+  PendingSnapshot.wait_captured (setup waiting until the tree is recorded);
 - submitit's DelayedSubmission.dump (pickling one job) and CommandFunction.__call__ (sbatch);
 - submitit's Executor.map_array: when it returns, every job has been accepted by sbatch, and one
   JSON line with every mark is written to the descriptor. The benchmark ends the launch then.
@@ -131,6 +133,10 @@ def patch(name: str, module: Any) -> None:
     elif name == "git_slurm.launch":
         take = remember_reuse(module.take_launch_snapshot)
         module.take_launch_snapshot = timed_sum("snapshot", take)
+        pending = getattr(module, "PendingSnapshot", None)  # code that snapshots from setup
+        if pending is not None:
+            pending.result = timed_sum("snapshot", remember_reuse(pending.result))
+            pending.wait_captured = timed_sum("capture", pending.wait_captured)
     elif name == "submitit.core.utils":
         module.DelayedSubmission.dump = timed_sum("pickle", module.DelayedSubmission.dump)
         module.CommandFunction.__call__ = timed_sum("sbatch", module.CommandFunction.__call__)

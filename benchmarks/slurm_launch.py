@@ -101,6 +101,9 @@ class Launch:
     cpu_startup: float = 0.0
     cpu_sweeper: float = 0.0
     cpu_launcher: float = 0.0
+    # setup waiting until the snapshot has recorded the tree (in start-up), where the launcher
+    # starts the snapshot at setup; `snapshot` is then what of it the first launch waited for
+    capture: float = 0.0
 
 
 @dataclass
@@ -214,6 +217,7 @@ def split(
         cpu_startup=cpu["sweep"],
         cpu_sweeper=cpu["launch"] - cpu["sweep"],
         cpu_launcher=cpu["queued"] - cpu["launch"],
+        capture=sums.get("capture.sweeper", 0.0),
     )
 
 
@@ -455,9 +459,12 @@ held; checked). *start-up*: Python, imports, Hydra composing the primary config,
 basic sweeper starts. *sweeper*: until it calls the launcher; it composes every job's config
 once to check the batch (*of which composing*): Hydra's time, the same for every launcher.
 *launcher*: from the launcher's call until the jobs are queued; split into *snapshot*
-(git_slurm.launch.take_launch_snapshot), *per-job work* (the rest: composing each job's config
-again (*of which composing*, Hydra's load_sweep_config), logging, building the jobs' objects,
-moving the pickles), *pickling* (submitit's DelayedSubmission.dump, one per job) and *sbatch*.
+(git_slurm.launch.take_launch_snapshot; where the launcher starts the snapshot at its setup,
+what of it the first launch still waited for, PendingSnapshot.result, and, after a `+`, how long
+setup waited until the tree was recorded, which is part of start-up), *per-job work* (the
+rest: composing each job's config again (*of which composing*, Hydra's load_sweep_config),
+logging, building the jobs' objects, moving the pickles), *pickling* (submitit's
+DelayedSubmission.dump, one per job) and *sbatch*.
 The split comes from launch_marks.py, loaded into each launch by its venv (no product code is
 changed); times are wall clock, so on a loaded machine every column includes waiting for a
 core. *ratio* is the median total over upstream's median total at the same job count. *CPU*:
@@ -517,6 +524,8 @@ def report(results: Results) -> str:
             col = {what: spread([getattr(x, what) for x in got]) for what in asdict(got[0])
                    if isinstance(getattr(got[0], what), float)}  # fmt: skip
             snapshot = col["snapshot"] if got[0].kind in SNAPSHOT_KINDS else "-"
+            if got[0].kind in SNAPSHOT_KINDS and median_of(got, "capture") > 0:
+                snapshot += f" + {seconds(median_of(got, 'capture'))}"
             composing = [seconds(median_of(got, what)) for what in ("sweeper_compose", "compose")]
             lines.append(
                 f"| {jobs} | {name} | {col['total']} | {median_of(got, 'total') / base:.2f}x "

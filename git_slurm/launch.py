@@ -8,9 +8,12 @@ Hydra plugin logs it and turns failures into its own exception.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,11 +24,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from git_slurm.errors import GitSlurmError
-from git_slurm.processes import OWN_GROUP, kill_tree
+from git_slurm.processes import OWN_GROUP, TERM_GRACE, kill_tree
 from git_slurm.records import Handoff, JobRef, SnapshotRecord, add_jobs
 
 SNAPSHOT_TIMEOUT = 900.0  # a first push of a big repository can be slow; never hang forever
 SCRIPT = "git-slurm-snapshot"
+# How long a snapshot that no launch will take may still run to its end before it is asked to
+# end: a snapshot that finished is undone in full, one interrupted right after it made its
+# worktree would leave that to gc (a push that hangs is why there is a bound at all)
+FINISH_WAIT = 10.0
+CAPTURE_POLL = 0.1  # seconds between looks whether a snapshot that has not said `captured` ended
 
 
 @dataclass(frozen=True)
@@ -94,14 +102,18 @@ class LaunchSnapshot:
             seconds=seconds,
         )
 
-    def summary(self) -> str:
-        """One line for the launch log: what runs, from where, and what it cost."""
+    def summary(self, waited: Optional[float] = None) -> str:
+        """One line for the launch log: what runs, from where, and what it cost (`waited`: how
+        much of that the launch waited for, the rest ran while Hydra's sweeper worked)."""
         state = "dirty: uncommitted changes included" if self.dirty else "clean"
         made = "reused" if self.reused else "new"
         pushed = f"pushed to {self.pushed}" if self.pushed else "not pushed"
+        took = f"took {self.seconds:.2f} s"
+        if waited is not None:
+            took += f", the launch waited {waited:.2f} s for it"
         return (
             f"snapshot {self.branch} at {self.commit[:12]} ({state}), {made} worktree "
-            f"{self.worktree}, {pushed}, took {self.seconds:.2f} s"
+            f"{self.worktree}, {pushed}, {took}"
         )
 
     def record(self) -> dict[str, Any]:
@@ -154,31 +166,143 @@ def error_line(stderr: str, returncode: int) -> str:
 
 def take_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapshot:
     """Run `git slurm-snapshot --json` in `launch_dir`; any failure is a GitSlurmError."""
+    return start_launch_snapshot(settings, launch_dir).result()
+
+
+def start_launch_snapshot(settings: SnapshotSettings, launch_dir: Path) -> PendingSnapshot:
+    """Start `git slurm-snapshot --json` in `launch_dir` and return at once: a launcher starts
+    it while Hydra's sweeper still composes the jobs' configs, and takes its `result` when it
+    launches the first batch."""
     env = snapshot_environment()
-    argv = [*snapshot_command(env), *settings.options(), "--handoff", own_handoff().token]
-    started = time.monotonic()
+    captured, announce = os.pipe()  # the command says on `announce` once it recorded the tree
+    argv = [
+        *snapshot_command(env), *settings.options(), "--handoff", own_handoff().token,
+        "--captured-fd", str(announce),
+    ]  # fmt: skip
     try:
         proc = subprocess.Popen(
-            argv, cwd=launch_dir, env=env, text=True, **OWN_GROUP,
+            argv, cwd=launch_dir, env=env, text=True, **OWN_GROUP, pass_fds=(announce,),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
     except OSError as exc:
+        os.close(captured)
         raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
-    try:
-        out, err = proc.communicate(timeout=SNAPSHOT_TIMEOUT)
-    except BaseException as exc:
-        kill_tree(proc)  # `git` alone: the snapshot it runs would carry on without us
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
-        raise
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise GitSlurmError(error_line(err, proc.returncode))
-    try:
-        data = json.loads(out)
-    except ValueError as exc:
-        raise GitSlurmError(f"git slurm-snapshot printed no JSON: {out[:200]!r}") from exc
-    return LaunchSnapshot.from_json(data, launch_dir, seconds)
+    finally:
+        os.close(announce)  # the child's copy is the only one left: its exit closes it
+    return PendingSnapshot(proc, captured, launch_dir, time.monotonic())
+
+
+class PendingSnapshot:
+    """A `git slurm-snapshot --json` that runs while the launch goes on: wait until it has
+    recorded the tree (`wait_captured`), take its result (`result`), or, when no launch comes,
+    undo it (`abandon`)."""
+
+    def __init__(
+        self, proc: subprocess.Popen[str], captured: int, launch_dir: Path, started: float
+    ) -> None:
+        self._proc = proc
+        self._captured: Optional[int] = captured
+        self._launch_dir = launch_dir
+        self._started = started
+        self.waited = 0.0  # seconds `result` blocked the launch: the snapshot's share of it
+        self.announced = False  # the command said it recorded the tree
+
+    def wait_captured(self) -> bool:
+        """Return once the command has recorded the working tree (True: edits made from then
+        on are not in the snapshot), or has ended without (False: `result` says why)."""
+        if self._captured is None:
+            return self.announced
+        deadline = time.monotonic() + SNAPSHOT_TIMEOUT
+        try:
+            # a short select, then a look whether the command ended: that closes the pipe, but
+            # only once every process holding it did, and git may leave one behind
+            while True:
+                if select.select([self._captured], [], [], CAPTURE_POLL)[0]:
+                    self.announced = os.read(self._captured, 64) == b"captured\n"  # or EOF
+                    break
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    break
+        finally:
+            self._close_captured()
+        return self.announced
+
+    def result(self) -> LaunchSnapshot:
+        """Wait for the command to end: its snapshot, or a GitSlurmError with its error line."""
+        self.wait_captured()
+        asked = time.monotonic()
+        try:
+            out, err = self._proc.communicate(timeout=SNAPSHOT_TIMEOUT)
+        except BaseException as exc:
+            kill_tree(self._proc)  # `git` alone: the snapshot it runs would carry on without us
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise GitSlurmError(f"cannot run git slurm-snapshot: {exc}") from exc
+            raise
+        self.waited = time.monotonic() - asked
+        if self._proc.returncode != 0:
+            raise GitSlurmError(error_line(err, self._proc.returncode))
+        try:
+            data = json.loads(out)
+        except ValueError as exc:
+            raise GitSlurmError(f"git slurm-snapshot printed no JSON: {out[:200]!r}") from exc
+        seconds = float(data.get("seconds") or time.monotonic() - self._started)
+        return LaunchSnapshot.from_json(data, self._launch_dir, seconds)
+
+    def abandon(self) -> None:
+        """Undo the snapshot, made or being made, for a launch that never came. A command still
+        running gets `FINISH_WAIT` to finish (the worktree it makes in the meantime is undone
+        here, in full), then is asked to end (SIGTERM: it undoes its own work). Best effort,
+        never raises: what a failure leaves behind has no job recorded, so gc reclaims it."""
+        self._close_captured()
+        try:
+            out, _ = self._proc.communicate(timeout=FINISH_WAIT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                out, _ = self._proc.communicate(timeout=TERM_GRACE)
+            except subprocess.TimeoutExpired:
+                kill_tree(self._proc)
+                return
+        # the printed object, not the exit status: `git` ended by our SIGTERM just after the
+        # snapshot finished reports the signal, and the branch is there all the same
+        with contextlib.suppress(GitSlurmError, OSError, ValueError, KeyError, TypeError):
+            abandon_snapshot(LaunchSnapshot.from_json(json.loads(out), self._launch_dir, 0.0))
+
+    def _close_captured(self) -> None:
+        if self._captured is not None:
+            os.close(self._captured)
+            self._captured = None
+
+
+def abandon_snapshot(snapshot: LaunchSnapshot) -> None:
+    """Undo a finished snapshot that no launch used: its launch leaves the worktree's record
+    and the worktree goes unless another launch reused it meanwhile (both under the lock that
+    reuse takes); then the branch goes, on the remote it was pushed to and here, each only
+    while it still points at the snapshot's commit. The worktree is detached: no other
+    worktree ever has the branch checked out."""
+    # imported here: only this rare path needs them
+    from git_slurm.branches import delete_snapshot_branch
+    from git_slurm.names import BranchName, Oid
+    from git_slurm.push import unpush
+    from git_slurm.records import admin_dir_of, read_record, repository_lock, write_record
+    from git_slurm.repo import discover
+    from git_slurm.worktrees import remove_worktree
+
+    checkout = discover(snapshot.origin)
+    admin = admin_dir_of(snapshot.worktree)
+    if admin is not None:
+        with repository_lock(checkout.common_dir):
+            record = read_record(admin)
+            if record is not None:
+                record.launches = [x for x in record.launches if x.branch != snapshot.branch]
+                if record.launches or record.jobs:
+                    write_record(admin, record)
+                else:
+                    remove_worktree(checkout.git, snapshot.worktree)
+    branch = BranchName(snapshot.branch)
+    if snapshot.pushed:
+        unpush(checkout.git, branch, snapshot.pushed, snapshot.commit)
+    delete_snapshot_branch(checkout.git, branch, Oid(snapshot.commit))
 
 
 def own_handoff() -> Handoff:
@@ -190,16 +314,19 @@ def own_handoff() -> Handoff:
     return Handoff(socket.gethostname(), pid, process_start_ticks(pid) or 0)
 
 
-def job_ref(job_id: str, kind: str, launch: Optional[str] = None) -> JobRef:
-    """The record of one submitted job: a SLURM job id, or a local job's process id."""
+def job_ref(
+    job_id: str, kind: str, launch: Optional[str] = None, cluster: Optional[str] = None
+) -> JobRef:
+    """The record of one submitted job: a SLURM job id (on `cluster`, as sbatch named it; None:
+    as the id or SLURM_CLUSTERS says), or a local job's process id."""
     if kind == "local":
         # imported here: jobstate brings plumbum, which the launcher's other paths don't need
         from git_slurm.jobstate import process_start_ticks
 
         ticks = process_start_ticks(int(job_id))
         return JobRef(id=job_id, kind=kind, start_ticks=ticks, launch=launch)
-    bare, _, cluster = job_id.partition(";")  # `sbatch --parsable -M c` prints `id;c`
-    return JobRef(id=bare, kind=kind, launch=launch, cluster=cluster or submit_cluster())
+    bare, _, in_id = job_id.partition(";")  # `sbatch --parsable -M c` prints `id;c`
+    return JobRef(id=bare, kind=kind, launch=launch, cluster=cluster or in_id or submit_cluster())
 
 
 def submit_cluster() -> Optional[str]:
@@ -209,7 +336,10 @@ def submit_cluster() -> Optional[str]:
     return names if names and "," not in names and names != "all" else None
 
 
-def record_jobs(snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str) -> SnapshotRecord:
-    """Remember with the snapshot worktree which jobs run from it (for gc and for the user)."""
-    refs = [job_ref(job_id, kind, snapshot.branch) for job_id in job_ids]
+def record_jobs(
+    snapshot: LaunchSnapshot, job_ids: Sequence[str], kind: str, cluster: Optional[str] = None
+) -> SnapshotRecord:
+    """Remember with the snapshot worktree which jobs run from it (for gc and for the user);
+    `cluster`: the one sbatch said it submitted them to."""
+    refs = [job_ref(job_id, kind, snapshot.branch, cluster) for job_id in job_ids]
     return add_jobs(snapshot.worktree, refs)

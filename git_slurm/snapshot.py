@@ -61,6 +61,7 @@ class SnapshotOptions:
     submodules: bool = False  # check submodules out in the worktree, from the local clones
     push_timeout: float = PUSH_TIMEOUT  # seconds; then the push is killed, helpers included
     handoff: Optional[str] = None  # records.Handoff token of the launcher recording the jobs
+    captured_fd: Optional[int] = None  # told `captured` once the tree is recorded (launchers)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def take_snapshot(
     base, on_branch = head.commit, head.branch
     keep_out = [options.worktree_dir, *(checkout.toplevel / rel for rel in link_rels)]
     capture = capture_working_tree(checkout, max_untracked=options.max_untracked, keep_out=keep_out)
+    if options.captured_fd is not None:  # a launcher waits for this before it goes on
+        announce_captured(options.captured_fd)
     dirty = head.tree != capture.tree
     if not dirty:
         assert base is not None
@@ -190,6 +193,14 @@ def take_snapshot(
         seconds=time.monotonic() - started,
         materialised=placed.materialised,
     )
+
+
+def announce_captured(fd: int) -> None:
+    """Tell the launcher on `fd` that edits from now on are not in the snapshot."""
+    with contextlib.suppress(OSError):  # the launcher is gone: nobody is waiting
+        os.write(fd, b"captured\n")
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def refuse_worktree_dir_in_code(checkout: Checkout, worktree_dir: Path) -> None:

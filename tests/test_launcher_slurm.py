@@ -6,6 +6,7 @@ cancelled."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -237,3 +238,53 @@ def sacct_requeued(job_id: str) -> bool:
         check=True,
     )
     return "REQUEUED" in done.stdout
+
+
+def cluster_name() -> str:
+    config = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+    return config.split("ClusterName")[1].split()[1]
+
+
+@pytest.mark.parametrize("how", ["additional_parameters", "SLURM_CLUSTERS"])
+def test_jobs_submitted_to_a_named_cluster_are_recorded_with_it(tmp_path: Path, how: str) -> None:
+    """`sbatch -M X` answers "... on cluster X" and submitit keeps only the id: the launch
+    records X with every job, so gc asks X about them whatever its own environment says."""
+    repo, app = make_app_repo(tmp_path / "project")
+    cluster, name = cluster_name(), unique_name("cluster")
+    env = dict(os.environ)
+    env.pop("SLURM_CLUSTERS", None)
+    where: list[str] = []
+    if how == "SLURM_CLUSTERS":
+        env["SLURM_CLUSTERS"] = cluster
+    else:
+        where = [f"+hydra.launcher.additional_parameters.clusters={cluster}"]
+    try:
+        done = run_app(
+            app,
+            "seed=0,1",
+            *SLURM,
+            *SNAPSHOT,
+            *where,
+            "hydra.launcher.wait=false",
+            "+hydra.launcher.additional_parameters.hold=true",
+            f"hydra.launcher.name={name}",
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        (worktree,) = (repo.path / ".git" / "slurm-snapshots").iterdir()
+        jobs = worktree_record(repo.path, str(worktree))["jobs"]
+        assert sorted(job["id"] for job in jobs) == sorted(job_ids_named(name))
+        assert [job["cluster"] for job in jobs] == [cluster, cluster]
+        env["SLURM_CLUSTERS"] = "nosuch"  # gc asks the recorded cluster, not this one
+        gc = subprocess.run(
+            ["git", "slurm-gc", "--json", "--older-than", "0m"],
+            cwd=repo.path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert gc.returncode == 0, gc.stderr
+        (kept,) = json.loads(gc.stdout)["worktrees"]
+        assert kept["action"] == "kept"
+        assert {(j["state"], j["cluster"]) for j in kept["jobs"]} == {("PENDING", cluster)}
+    finally:
+        cancel_named(name)

@@ -80,6 +80,10 @@ class SnapshotApp(GitSlurmApp):
         "--handoff", str, argname="HOST:PID:START", help="(for launchers) the process that will "
         "record the jobs: git slurm-gc keeps the worktree while it lives; see git-slurm-gc(1)",
     )  # fmt: skip
+    captured_fd = cli.SwitchAttr(
+        "--captured-fd", int, argname="FD", help="(for launchers) write `captured` to this open "
+        "file descriptor once the working tree is recorded: later edits are not in the snapshot",
+    )  # fmt: skip
     install_hooks = cli.Flag(
         "--install-hooks",
         excludes=["--uninstall-hooks", "--json"],  # what they say is a sentence, no object
@@ -131,6 +135,7 @@ class SnapshotApp(GitSlurmApp):
             submodules=self.submodules or (not self.no_submodules and settings.submodules()),
             push_timeout=settings.push_timeout(),
             handoff=None if self.handoff is None else checked_handoff(self.handoff),
+            captured_fd=self.captured_fd,
         )
 
 

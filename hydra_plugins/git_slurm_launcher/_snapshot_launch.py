@@ -25,7 +25,7 @@ from omegaconf import DictConfig, open_dict
 
 from git_slurm.errors import GitSlurmError
 from git_slurm.jobstart import check_line
-from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, take_launch_snapshot
+from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, start_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
 from git_slurm.records import IN_USE_GRACE
 from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
@@ -103,10 +103,11 @@ class PreparedLaunch:
             IN_USE_GRACE // 60,
         )
 
-    def record(self, job_ids: Sequence[str], kind: str) -> None:
-        """Record the jobs with the snapshot; they run already, so a failure only warns."""
+    def record(self, job_ids: Sequence[str], kind: str, cluster: Optional[str] = None) -> None:
+        """Record the jobs with the snapshot (`cluster`: the one sbatch named); they run
+        already, so a failure only warns."""
         try:
-            record_jobs(self.snapshot, job_ids, kind)
+            record_jobs(self.snapshot, job_ids, kind, cluster)
         except (OSError, ValueError) as exc:
             log.warning(
                 "git-slurm: could not record the jobs with %s: %s (git slurm-gc "
@@ -134,18 +135,51 @@ def absolute_sweep_dir(config: DictConfig, launch_dir: Path) -> Path:
     return launch_dir / str(config.hydra.sweep.dir)
 
 
-def take_snapshot(settings: SnapshotSettings, launch_dir: Path) -> LaunchSnapshot:
-    try:
-        snapshot = take_launch_snapshot(settings, launch_dir)
-    except GitSlurmError as exc:
-        raise SnapshotLaunchError(
-            f"git-slurm: no job submitted, the snapshot failed: {exc.message}"
-        ) from exc
-    log.info("git-slurm: %s", snapshot.summary())
-    for note in snapshot.notes:  # the tool marks what deserves attention, e.g. a failed push
-        level = logging.WARNING if note.startswith("warning:") else logging.INFO
-        log.log(level, "git-slurm: %s", note)
-    return snapshot
+class EarlySnapshot:
+    """The multirun's snapshot, started when Hydra sets the launcher up: `git slurm-snapshot`
+    runs while the sweeper composes every job's config, and the first launch takes it
+    (`take`). Setup waits only until it has recorded the working tree, so the snapshot is the
+    tree as it was then, before any job's config was composed. When no launch takes it (the
+    sweeper failed, was interrupted, or launched nothing), `abandon` undoes it."""
+
+    def __init__(self, config: DictConfig, params: Dict[str, Any]) -> None:
+        self.launch_dir = Path(os.getcwd())
+        self.sweep_dir = absolute_sweep_dir(config, self.launch_dir)
+        message = f"Hydra multirun, outputs in {self.sweep_dir}"
+        self.settings = settings_from(params.get("snapshot") or {}, message)
+        self.taken = False
+        self._snapshot: Optional[LaunchSnapshot] = None
+        try:
+            self._pending = start_launch_snapshot(self.settings, self.launch_dir)
+        except GitSlurmError as exc:
+            raise snapshot_failed(exc) from exc
+        if not self._pending.wait_captured():  # it ended already: say why, before the sweep
+            self.take()
+
+    def take(self) -> LaunchSnapshot:
+        """The snapshot, once the command has made it (the first launch takes it)."""
+        self.taken = True
+        if self._snapshot is not None:
+            return self._snapshot
+        try:
+            snapshot = self._snapshot = self._pending.result()
+        except GitSlurmError as exc:
+            raise snapshot_failed(exc) from exc
+        log.info("git-slurm: %s", snapshot.summary(self._pending.waited))
+        for note in snapshot.notes:  # the tool marks what deserves attention, e.g. a failed push
+            level = logging.WARNING if note.startswith("warning:") else logging.INFO
+            log.log(level, "git-slurm: %s", note)
+        return snapshot
+
+    def abandon(self) -> None:
+        """Undo the snapshot unless a launch took it (see PendingSnapshot.abandon)."""
+        if not self.taken:
+            self.taken = True
+            self._pending.abandon()
+
+
+def snapshot_failed(exc: GitSlurmError) -> SnapshotLaunchError:
+    return SnapshotLaunchError(f"git-slurm: no job submitted, the snapshot failed: {exc.message}")
 
 
 def freeze_configs(context: HydraContext, paths: PathMap) -> None:
@@ -227,26 +261,19 @@ def warn_about_setup(setup: Any, paths: PathMap) -> None:
 
 
 def prepare(
-    context: HydraContext,
-    task_function: TaskFunction,
-    config: DictConfig,
-    params: Dict[str, Any],
-    first_batch: Sequence[Sequence[str]],
+    context: HydraContext, task_function: TaskFunction, params: Dict[str, Any], early: EarlySnapshot
 ) -> PreparedLaunch:
-    """Snapshot the code and config, and plan the jobs' environment, for the whole multirun."""
-    launch_dir = Path(os.getcwd())
-    sweep_dir = absolute_sweep_dir(config, launch_dir)
-    message = f"Hydra multirun (first batch: {len(first_batch)} job(s)), outputs in {sweep_dir}"
-    settings = settings_from(params.get("snapshot") or {}, message)
-    snapshot = take_snapshot(settings, launch_dir)
-    refuse_what_cannot_run(snapshot, settings)
+    """Take the snapshot of the code and config, and plan the jobs' environment, for the
+    whole multirun."""
+    snapshot = early.take()
+    refuse_what_cannot_run(snapshot, early.settings)
     paths = PathMap(origin=snapshot.origin, worktree=snapshot.worktree.resolve())
     warn_about_setup(params.get("setup"), paths)
     freeze_configs(context, paths)
     return PreparedLaunch(
         snapshot=snapshot,
-        sweep_dir=sweep_dir,
+        sweep_dir=early.sweep_dir,
         setup=job_setup(snapshot),
-        job=SnapshotJob(record=snapshot.record(), sweep_dir=str(sweep_dir)),
+        job=SnapshotJob(record=snapshot.record(), sweep_dir=str(early.sweep_dir)),
         task=frozen_task(task_function, paths),
     )

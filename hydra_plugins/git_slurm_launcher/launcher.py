@@ -2,19 +2,21 @@
 
 With `snapshot.enabled: false` and `wait: true` (the defaults) a launch does exactly what
 hydra-submitit-launcher does: same executor, same parameters, same job-side composition.
-submitit and git-slurm's snapshot code are imported inside `launch` and `__call__` only: Hydra
-imports this module for every app while it looks for plugins.
+submitit and git-slurm's snapshot code are imported inside `setup` (only with the snapshot on),
+`launch` and `__call__`: Hydra imports this module for every app while it looks for plugins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import os
 import shlex
+import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides, run_job, setup_globals
@@ -26,7 +28,11 @@ from hydra_plugins.git_slurm_launcher._job_errors import keep_job_traceback, res
 from hydra_plugins.git_slurm_launcher.config import BaseQueueConf
 
 if TYPE_CHECKING:
-    from hydra_plugins.git_slurm_launcher._snapshot_launch import PreparedLaunch, SnapshotJob
+    from hydra_plugins.git_slurm_launcher._snapshot_launch import (
+        EarlySnapshot,
+        PreparedLaunch,
+        SnapshotJob,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,14 @@ class BaseSubmititLauncher(Launcher):
         # batches (optuna, nevergrad, max_batch_size) instantiates its launcher once, and
         # every batch must run the code and config of the command the user typed
         self.prepared: Optional[PreparedLaunch] = None
+        # that snapshot, started by `setup` (see _snapshot_launch.EarlySnapshot)
+        self.early: Optional[EarlySnapshot] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """What a job unpickles: never the submitting side's snapshot process."""
+        state = self.__dict__.copy()
+        state["early"] = None
+        return state
 
     def setup(
         self,
@@ -68,6 +82,7 @@ class BaseSubmititLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        self._start_snapshot()
 
     def __call__(
         self,
@@ -155,13 +170,15 @@ class BaseSubmititLauncher(Launcher):
         prepared = self._prepare_snapshot(job_overrides)  # before anything is submitted
         wait = bool(self.params.get("wait", True))
         try:
-            jobs, configs = self._submit(job_overrides, initial_job_idx, prepared, wait)
+            with self._sbatch_answers() as clusters:
+                jobs, configs = self._submit(job_overrides, initial_job_idx, prepared, wait)
         except BaseException:
             if prepared:
                 prepared.submission_failed()
             raise
         if prepared:
-            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR)
+            cluster = next((c for c in clusters if c), None)
+            prepared.record([str(j.job_id) for j in jobs], self._EXECUTOR, cluster)
         if not wait:
             return self._queued(jobs, job_overrides, configs, initial_job_idx)
         from hydra_plugins.git_slurm_launcher._progress import wait_for
@@ -221,7 +238,8 @@ class BaseSubmititLauncher(Launcher):
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}"))
         return job_params
 
-    def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
+    def _snapshot_on(self) -> bool:
+        """Whether this launch snapshots; an unknown key under `snapshot` is refused."""
         from hydra_plugins.git_slurm_launcher._launch_checks import (
             SnapshotLaunchError,
             unknown_snapshot_key,
@@ -230,7 +248,29 @@ class BaseSubmititLauncher(Launcher):
         refusal = unknown_snapshot_key(self.params)
         if refusal:
             raise SnapshotLaunchError(refusal)
-        if not (self.params.get("snapshot") or {}).get("enabled", False):
+        return bool((self.params.get("snapshot") or {}).get("enabled", False))
+
+    def _start_snapshot(self) -> None:
+        """Start the multirun's snapshot now, while the sweeper has every job's config still
+        to compose; the first `launch` takes it. Nothing when the snapshot is off, or when a
+        key is unknown (`launch` refuses that before it submits anything, as always)."""
+        if self.early is not None or not (self.params.get("snapshot") or {}).get("enabled"):
+            return
+        from hydra_plugins.git_slurm_launcher._launch_checks import unknown_snapshot_key
+
+        if unknown_snapshot_key(self.params):
+            return
+        # lazy import: git-slurm's snapshot code is only needed when the feature is on
+        from hydra_plugins.git_slurm_launcher._snapshot_launch import EarlySnapshot
+
+        assert self.config is not None
+        self.early = EarlySnapshot(self.config, self.params)
+        # no launch may come (the sweeper fails, is interrupted, has no job): the snapshot is
+        # then undone when this launcher goes, at the latest when Python exits
+        weakref.finalize(self, self.early.abandon)
+
+    def _prepare_snapshot(self, job_overrides: Sequence[Sequence[str]]) -> Optional[PreparedLaunch]:
+        if not self._snapshot_on():
             return None
         # lazy import: git-slurm's snapshot code is only needed when the feature is on
         from hydra_plugins.git_slurm_launcher._snapshot_launch import prepare, reuse
@@ -238,11 +278,10 @@ class BaseSubmititLauncher(Launcher):
         if self.prepared is not None:  # a later batch of the same multirun
             reuse(self.prepared, len(job_overrides))
             return self.prepared
-        assert self.config is not None and self.hydra_context is not None
-        assert self.task_function is not None
-        self.prepared = prepare(
-            self.hydra_context, self.task_function, self.config, self.params, job_overrides
-        )
+        assert self.hydra_context is not None and self.task_function is not None
+        self._start_snapshot()  # setup started it, unless the caller never set this one up
+        assert self.early is not None
+        self.prepared = prepare(self.hydra_context, self.task_function, self.params, self.early)
         return self.prepared
 
     def _snapshot_runner(self, prepared: PreparedLaunch) -> BaseSubmititLauncher:
@@ -258,6 +297,10 @@ class BaseSubmititLauncher(Launcher):
     def _detach_lines(self, wait: bool) -> List[str]:
         """Nothing, except for local jobs nobody waits for (see LocalLauncher)."""
         return []
+
+    def _sbatch_answers(self) -> ContextManager[List[Optional[str]]]:
+        """While submitting: the cluster each sbatch said it submitted to (SlurmLauncher)."""
+        return contextlib.nullcontext([])
 
     def _configs(
         self, job_overrides: Sequence[Sequence[str]], prepared: Optional[PreparedLaunch]
@@ -303,6 +346,11 @@ class LocalLauncher(BaseSubmititLauncher):
 
 class SlurmLauncher(BaseSubmititLauncher):
     _EXECUTOR = "slurm"
+
+    def _sbatch_answers(self) -> ContextManager[List[Optional[str]]]:
+        from hydra_plugins.git_slurm_launcher._sbatch_clusters import sbatch_clusters
+
+        return sbatch_clusters()
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int

@@ -1,0 +1,1 @@
+"""A test-only Hydra sweeper: see editing_sweeper.py."""
