@@ -222,7 +222,7 @@ class Bench:
 
 def backdate(admin_dirs: Path, seconds: float) -> None:
     """Make the snapshots look `seconds` older (untimed): gc keeps a snapshot whose launch has
-    not recorded jobs for records.IN_USE_GRACE (15 min), also one made by hand."""
+    not recorded jobs for records.HANDOFF_GRACE (15 min), also one made by hand."""
     for admin in admin_dirs.iterdir():
         record = admin / RECORD_NAME
         if not record.exists():

@@ -36,7 +36,6 @@ MAKING_GRACE = 15 * 60.0
 HANDOFF_GRACE = 15 * 60.0
 # a private index copy or half-written record that a capture may still be using
 TEMP_FILE_GRACE = 15 * 60.0
-IN_USE_GRACE = MAKING_GRACE  # the older name of MAKING_GRACE
 
 
 JobKey = tuple[str, str, str, str]  # (kind, host, cluster, id): see JobRef.key

@@ -22,7 +22,9 @@ from launcher_apps.support import make_app_repo, run_app
 
 from git_slurm.gc import GcOptions, collect
 from git_slurm.records import (
-    IN_USE_GRACE,
+    HANDOFF_GRACE,
+    MAKING_GRACE,
+    TEMP_FILE_GRACE,
     admin_dir_of,
     read_record,
     snapshot_worktrees,
@@ -44,7 +46,8 @@ LEFT_BY_KILL = {
     "links": (False, True, True, True),
     "record": (False, True, True, True),
 }
-LATER = 2 * IN_USE_GRACE  # a gc this much later: every grace period has passed
+# a gc this much later: every grace period has passed
+LATER = 2 * max(MAKING_GRACE, HANDOFF_GRACE, TEMP_FILE_GRACE)
 
 
 # ---- a dirty project with a remote and an earlier snapshot ------------------------------

@@ -27,7 +27,6 @@ from git_slurm.errors import GitSlurmError
 from git_slurm.jobstart import check_line
 from git_slurm.launch import LaunchSnapshot, SnapshotSettings, record_jobs, start_launch_snapshot
 from git_slurm.launch_env import PathMap, current_import_roots, job_pythonpath, shell_setup
-from git_slurm.records import IN_USE_GRACE
 from hydra_plugins.git_slurm_launcher._config_snapshot import freeze_config_sources
 from hydra_plugins.git_slurm_launcher._launch_checks import (
     SnapshotLaunchError,
@@ -98,9 +97,8 @@ class PreparedLaunch:
         """Say what becomes of the worktree: no job of this launch is recorded with it."""
         log.error(
             "git-slurm: submitting the jobs failed; no job is recorded with %s, so `git "
-            "slurm-gc` may remove it once the launch is %d minutes old",
+            "slurm-gc` may remove it once this launch has ended",
             self.snapshot.worktree,
-            IN_USE_GRACE // 60,
         )
 
     def record(self, job_ids: Sequence[str], kind: str, cluster: Optional[str] = None) -> None:
@@ -249,8 +247,8 @@ def refuse_what_cannot_run(snapshot: LaunchSnapshot, settings: SnapshotSettings)
         raise SnapshotLaunchError(
             f"git-slurm: no job submitted: the launch directory {snapshot.launch_dir} is not "
             "in the snapshot (ignored by git?), so no job could start in it; launch from a "
-            f"directory git tracks (`git slurm-gc` reclaims {snapshot.worktree} once it is "
-            f"{IN_USE_GRACE / 60:g} minutes old)"
+            f"directory git tracks (`git slurm-gc` reclaims {snapshot.worktree} once this "
+            "launch has ended)"
         )
 
 
