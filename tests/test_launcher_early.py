@@ -11,6 +11,7 @@ basic sweeper that first edits the checkout, holds, or fails, as the test asks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -163,6 +164,55 @@ def test_ctrl_c_before_the_first_launch_leaves_nothing(tmp_path: Path) -> None:
         (hold / "release").touch()
         if proc.poll() is None:
             proc.kill()
+    assert not list(app.rglob(".submitit/*"))
+    assert_nothing_left(repo)
+
+
+def running(pid: int) -> bool:
+    """Has `pid` not exited (a zombie has)?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def stopped_snapshots() -> list[int]:
+    """Processes of `git slurm-snapshot --captured-fd` that are stopped (state T)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if b"--captured-fd" in cmdline and stat[stat.rindex(")") + 2] == "T":
+            found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_while_setup_waits_for_the_capture_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C reaches the launch while its snapshot (in a session of its own, so the terminal's
+    SIGINT does not reach it) is still capturing: setup ends it, and nothing is left, also
+    once the snapshot could have gone on (it is held stopped at its capture here)."""
+    repo, app = make_app_repo(tmp_path / "project")
+    log = tmp_path / "launch.log"
+    env = dict(plugin_env(), GIT_SLURM_TEST_FAULT="capture:STOP")
+    proc = start_app(app, log, "seed=0,1", LOCAL, *SNAPSHOT, env=env)
+    held: list[int] = []
+    try:
+        wait_until(lambda: bool(stopped_snapshots()) or proc.poll() is not None, "capture")
+        held = stopped_snapshots()
+        assert held and proc.poll() is None, log.read_text()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        for pid in held:  # a snapshot the launch left behind goes on and makes its branch
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+        wait_until(lambda: not any(map(running, held)), "its end")
     assert not list(app.rglob(".submitit/*"))
     assert_nothing_left(repo)
 

@@ -151,7 +151,12 @@ class EarlySnapshot:
             self._pending = start_launch_snapshot(self.settings, self.launch_dir)
         except GitSlurmError as exc:
             raise snapshot_failed(exc) from exc
-        if not self._pending.wait_captured():  # it ended already: say why, before the sweep
+        try:
+            captured = self._pending.wait_captured()
+        except BaseException:  # Ctrl-C while the tree is captured: no launch will take it
+            self.abandon()
+            raise
+        if not captured:  # it ended already: say why, before the sweep
             self.take()
 
     def take(self) -> LaunchSnapshot:
