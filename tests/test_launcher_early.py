@@ -25,6 +25,7 @@ from launcher_apps.support import make_app_repo, results, run_app, start_app, wa
 from silentserver import SilentServer
 from test_launcher_e2e import SNAPSHOT, snapshot_of, worktree_record
 from test_launcher_env import processes_working_in
+from test_processes import alive
 
 from git_slurm import launch
 from git_slurm.launch import SnapshotSettings, start_launch_snapshot
@@ -168,15 +169,6 @@ def test_ctrl_c_before_the_first_launch_leaves_nothing(tmp_path: Path) -> None:
     assert_nothing_left(repo)
 
 
-def running(pid: int) -> bool:
-    """Has `pid` not exited (a zombie has)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
 def stopped_snapshots() -> list[int]:
     """Processes of `git slurm-snapshot --captured-fd` that are stopped (state T)."""
     found = []
@@ -212,7 +204,7 @@ def test_ctrl_c_while_setup_waits_for_the_capture_leaves_nothing(tmp_path: Path)
                 os.kill(pid, signal.SIGCONT)
         if proc.poll() is None:
             proc.kill()
-        wait_until(lambda: not any(map(running, held)), "its end")
+        wait_until(lambda: not any(map(alive, held)), "its end")
     assert not list(app.rglob(".submitit/*"))
     assert_nothing_left(repo)
 
