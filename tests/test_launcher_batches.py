@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from gitrepo import Repo
-from launcher_apps.support import make_app_repo, results, wait_until
-from test_launcher_e2e import SNAPSHOT, snapshot_of, worktree_record
+from launcher_apps.support import make_app_repo, results
+from test_launcher_e2e import SNAPSHOT, edit_once_both_wait, snapshot_of, worktree_record
 
 SWEEPERS = {
     "optuna": [
@@ -54,19 +54,14 @@ def run_batches(tmp_path: Path, app: Path, *overrides: str) -> list[dict[str, An
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=app, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until(
-            lambda: len(list(markers.glob("started-*"))) == 2 or proc.poll() is not None,
-            "the first batch to start",
-        )
+
+    def first_batch_started_then_edit(app: Path) -> None:
         assert sorted(p.name for p in markers.glob("started-*")) == ["started-0", "started-1"]
         edit_checkout(app)
-        release.touch()
-        assert proc.wait(timeout=300) == 0, log.read_text()
-    finally:
-        release.touch()
-        if proc.poll() is None:
-            proc.kill()
+
+    edit_once_both_wait(
+        app, proc, markers, release, log, first_batch_started_then_edit, "started", timeout=300
+    )
     got = sorted(results(app / "multirun"), key=lambda r: r["num"])
     assert [r["num"] for r in got] == [0, 1, 2, 3], log.read_text()
     return got

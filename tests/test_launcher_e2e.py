@@ -85,18 +85,20 @@ def edit_once_both_wait(
     go: Path,
     log: Path,
     edit: Optional[Callable[[Path], None]] = None,
+    waiting: str = "queued",
+    timeout: float = 180,
 ) -> None:
-    """Once both jobs of the launch wait (queued, or held by SLURM), edit the checkout (with
-    `edit`, by default `edit_checkout`), release them, and see the launch succeed; never
-    leave the launch running."""
+    """Once both jobs of the launch wait (queued, or held by SLURM; their `<waiting>-N`
+    markers), edit the checkout (with `edit`, by default `edit_checkout`), release them, and
+    see the launch succeed within `timeout`; never leave the launch running."""
     try:
         wait_until(
-            lambda: len(list(markers.glob("queued-*"))) == 2 or proc.poll() is not None,
+            lambda: len(list(markers.glob(f"{waiting}-*"))) == 2 or proc.poll() is not None,
             "both jobs to wait",
         )
         (edit or edit_checkout)(app)
         go.touch()
-        assert proc.wait(timeout=180) == 0, log.read_text()
+        assert proc.wait(timeout=timeout) == 0, log.read_text()
     finally:
         go.touch()
         if proc.poll() is None:
