@@ -248,13 +248,17 @@ class BaseSubmititLauncher(Launcher):
         refusal = unknown_snapshot_key(self.params)
         if refusal:
             raise SnapshotLaunchError(refusal)
+        return self._snapshot_enabled()
+
+    def _snapshot_enabled(self) -> bool:
+        """`hydra.launcher.snapshot.enabled` as given (unchecked keys: see `_snapshot_on`)."""
         return bool((self.params.get("snapshot") or {}).get("enabled", False))
 
     def _start_snapshot(self) -> None:
         """Start the multirun's snapshot now, while the sweeper has every job's config still
         to compose; the first `launch` takes it. Nothing when the snapshot is off, or when a
         key is unknown (`launch` refuses that before it submits anything, as always)."""
-        if self.early is not None or not (self.params.get("snapshot") or {}).get("enabled"):
+        if self.early is not None or not self._snapshot_enabled():
             return
         from hydra_plugins.git_slurm_launcher._launch_checks import unknown_snapshot_key
 
